@@ -43,7 +43,7 @@ class Entry:
         self.edges = edges  # (vjp, tensor) for each input that requires a gradient
         self.output = weakref.ref(output)  # weak: the output owns its entry, not the reverse
         self.retain = False  # set by retain_grad(): keep this output's gradient
-        self.scope = Mode.scope  # e.g. "2" when recorded inside model[2]; for drawing clusters
+        self.scope = Mode.scope  # e.g. "Sequential/Linear 2" inside model[2]; for drawing clusters
 
     def __repr__(self) -> str:
         return f"Entry({self.index}, {self.op.name})"
@@ -72,14 +72,18 @@ def is_grad_enabled() -> bool:
 
 
 class scope:
-    """Context manager: entries recorded inside are stamped with ``name`` (nested: "a.b")."""
+    """Context manager: entries recorded inside are stamped with ``name``.
+
+    Nested scopes join with "/" ("Sequential/Linear 2"); the graph exporter draws each
+    scope as a cluster. nn enters one per module call.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __enter__(self) -> None:
         self.previous = Mode.scope
-        Mode.scope = self.name if self.previous is None else f"{self.previous}.{self.name}"
+        Mode.scope = self.name if self.previous is None else f"{self.previous}/{self.name}"
 
     def __exit__(self, *exc: object) -> None:
         Mode.scope = self.previous
