@@ -1,0 +1,172 @@
+"""Shared checks: an op's forward and gradient against torch, or against finite differences.
+
+A checked function takes the library first, ``fn(lib, *inputs)`` with lib the ``tape`` or the
+``torch`` module, and returns one tensor::
+
+    check_torch(lambda lib, x, W: lib.tanh(x @ W), x, W, dtype=np.float32)
+    check_finite_differences(lambda lib, x: x.max(1).values, x)
+
+Inputs: floating NumPy arrays become tensors that require a gradient (cast to ``dtype``
+unless it is None); integer and bool arrays become tensors without one (indices keep their
+dtype); anything else (Python scalars, ranges, tuples) is passed as is. ``requires_grad``
+(one bool per input) overrides which floating arrays require a gradient. The output is
+backpropagated with a random upstream gradient, never ones.
+
+Both checks also prove coverage declarations (``tests/coverage.py``): inside a test decorated
+with ``covers(kind, *ops)`` they assert that every declared op is in the Wengert list of the
+checked output.
+
+API (stable; other test files use it):
+    TOLERANCES                          dtype -> (rtol, atol as a fraction of the largest |value|)
+    assert_close(actual, expected, what="")   within TOLERANCES[expected dtype]
+    check_torch(fn, *inputs, dtype=np.float64, torch_fn=None, requires_grad=None, seed=0) -> Checked
+    check_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0) -> Checked
+    Checked: out (the tape output), inputs (tape tensors and constants), upstream (the gradient)
+    op_names(out) -> set[str]           the ops recorded on out's Wengert list
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from coverage import record_check
+
+import tape
+
+# (rtol, atol as a fraction of the largest magnitude of the expected array)
+TOLERANCES = {np.dtype(np.float32): (1e-4, 1e-5), np.dtype(np.float64): (1e-10, 1e-12)}
+
+
+@dataclass
+class Checked:
+    out: tape.Tensor
+    inputs: list[Any]  # tape tensors for array inputs, the other inputs unchanged
+    upstream: np.ndarray | None  # the random gradient backpropagated from out
+
+
+def op_names(out: tape.Tensor) -> set[str]:
+    return {entry.op.name for entry in tape.wengert_list(out)}
+
+
+def assert_close(actual: Any, expected: Any, what: str = "") -> None:
+    """Equal shapes and dtypes, values within the tolerance of the expected dtype."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    if expected.dtype.kind != "f":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+        return
+    rtol, atol = TOLERANCES[expected.dtype]
+    finite = np.isfinite(expected)
+    scale = float(np.abs(expected[finite]).max(initial=0.0))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+def check_torch(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    dtype: Any = np.float64,
+    torch_fn: Callable[..., Any] | None = None,
+    requires_grad: Sequence[bool] | None = None,
+    seed: int = 0,
+) -> Checked:
+    """``fn`` on tape equals ``torch_fn`` (default ``fn``) on torch: value, dtype, gradients."""
+    import torch
+
+    arrays = _arrays(inputs, dtype, requires_grad)
+    ours = [_tensor(tape, a, rg) for a, rg in arrays]
+    theirs = [_tensor(torch, a, rg) for a, rg in arrays]
+    out = fn(tape, *ours)
+    expected = (torch_fn or fn)(torch, *theirs)
+    assert_close(out.data, expected.detach().numpy(), "forward")
+    assert out.requires_grad == expected.requires_grad, "requires_grad of the output"
+    upstream = None
+    if out.requires_grad:
+        record_check("torch", op_names(out))
+        upstream = _upstream(out, seed)
+        out.backward(gradient=upstream)
+        expected.backward(gradient=torch.from_numpy(upstream.copy()))
+        for i, (t, e) in enumerate(zip(ours, theirs)):
+            if isinstance(t, tape.Tensor) and t.requires_grad:
+                assert (t.grad is None) == (e.grad is None), f"gradient of input {i}"
+                if e.grad is not None:
+                    assert_close(t.grad, e.grad.numpy(), f"gradient of input {i}")
+    return Checked(out, ours, upstream)
+
+
+def check_finite_differences(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    requires_grad: Sequence[bool] | None = None,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    seed: int = 0,
+) -> Checked:
+    """tape's gradient of ``sum(upstream * fn(tape, *inputs))`` equals central differences.
+
+    Always float64 (floating inputs are cast). ``atol`` is ``rtol`` times the largest
+    gradient magnitude, so near-zero entries are judged by the gradient's scale. Keep inputs
+    away from kinks and ties: there the derivative is one-sided and differences average it.
+    """
+    arrays = _arrays(inputs, np.float64, requires_grad)
+    ours = [_tensor(tape, a, rg) for a, rg in arrays]
+    out = fn(tape, *ours)
+    assert out.dtype == np.float64, f"finite differences need a float64 output, got {out.dtype}"
+    record_check("fd", op_names(out))
+    upstream = _upstream(out, seed)
+    out.backward(gradient=upstream)
+
+    def objective(values: list[Any]) -> float:
+        with tape.no_grad():
+            return float(np.sum(upstream * fn(tape, *values).data))
+
+    constants = [t.data if isinstance(t, tape.Tensor) else t for t in ours]
+    for i, t in enumerate(ours):
+        if not (isinstance(t, tape.Tensor) and t.requires_grad):
+            continue
+        numeric = np.zeros(t.shape)
+        for k in np.ndindex(t.shape):
+            values = [tape.tensor(c) if isinstance(c, np.ndarray) else c for c in constants]
+            point = values[i].data
+            point[k] += eps
+            up = objective(values)
+            point[k] -= 2 * eps
+            down = objective(values)
+            numeric[k] = (up - down) / (2 * eps)
+        scale = float(np.abs(numeric).max(initial=0.0))
+        assert t.grad is not None, f"input {i} got no gradient"
+        np.testing.assert_allclose(
+            t.grad, numeric, rtol=rtol, atol=rtol * scale, err_msg=f"gradient of input {i}"
+        )
+    return Checked(out, ours, upstream)
+
+
+def _arrays(inputs: Sequence[Any], dtype: Any, requires_grad: Sequence[bool] | None) -> list[tuple]:
+    """(value, requires_grad) per input; floating arrays cast to ``dtype`` when it is given."""
+    if requires_grad is not None and len(requires_grad) != len(inputs):
+        raise ValueError("requires_grad needs one bool per input")
+    arrays = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, np.ndarray):
+            floating = x.dtype.kind == "f"
+            if floating and dtype is not None:
+                x = x.astype(dtype)
+            rg = floating if requires_grad is None else requires_grad[i]
+            arrays.append((x, rg))
+        else:
+            arrays.append((x, None))
+    return arrays
+
+
+def _tensor(lib: Any, value: Any, requires_grad: bool | None) -> Any:
+    if requires_grad is None:
+        return value
+    return lib.tensor(value, requires_grad=requires_grad)
+
+
+def _upstream(out: tape.Tensor, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(out.shape).astype(out.dtype)
