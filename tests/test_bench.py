@@ -1,0 +1,99 @@
+"""The benchmark's machinery in a tiny mode: engines agree, the JSON has its structure.
+
+Timings are never asserted: they depend on the machine and on whatever else runs on it.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import bench
+
+TINY = ["--batch-sizes", "32", "--rounds", "2", "--seconds", "0.01"]
+ROW_KEYS = {
+    "engine",
+    "batch_size",
+    "steps_per_measurement",
+    "steps_per_second",
+    "us_per_step",
+    "ratio_to_torch",
+    "rounds",
+    "memory",
+}
+
+
+def test_all_engines_reach_the_same_losses_as_the_numpy_floor():
+    verification = bench.verify_losses(list(bench.ENGINE_BY_NAME), batch_size=32)
+    assert verification["max_relative_error"] <= bench.LOSS_TOLERANCE
+    assert "tape-decomposed" in verification["losses"]
+    for losses in verification["losses"].values():
+        assert len(losses) == bench.VERIFY_STEPS
+
+
+def test_disagreeing_engine_aborts_with_a_clear_message(monkeypatch):
+    def off_by_a_bit(self, batch):
+        return (
+            self.forward(bench.tape, **self.params, Xb=batch[0], Yb=batch[1], n=batch[2])["loss"].data + 0.01
+        )
+
+    monkeypatch.setattr(bench.TapeDecomposed, "step", off_by_a_bit)
+    with pytest.raises(SystemExit, match="tape-decomposed step 0: loss"):
+        bench.verify_losses(["tape-decomposed", "numpy-floor"], batch_size=32)
+
+
+def test_tiny_run_writes_the_json(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "out" / "bench.json"
+    report = bench.main([*TINY, "--rss-samples", "0", "--json", str(path)])
+    written = json.loads(path.read_text())
+    assert written == json.loads(json.dumps(report))
+    assert not list(path.parent.glob("*.tmp"))  # the atomic write left no temporary file
+    assert written["schema"] == bench.SCHEMA_VERSION
+    assert {"nproc", "cpu", "numpy", "torch", "blas", "openblas_variables"} <= written["machine"].keys()
+    assert written["config"]["batch_sizes"] == [32]
+    measured = {row["engine"] for row in written["results"]}
+    assert {"tape-decomposed", "torch-nn", "torch-decomposed", "numpy-floor"} <= measured
+    assert measured == {name for name, e in written["engines"].items() if e["available"]}
+    for row in written["results"]:
+        assert row.keys() == ROW_KEYS
+        assert len(row["rounds"]) == 2
+        rate = row["steps_per_second"]
+        assert 0 < rate["min"] <= rate["median"] <= rate["max"]
+        assert row["ratio_to_torch"]["median"] > 0
+    by_engine = {row["engine"]: row for row in written["results"]}
+    assert by_engine["torch-nn"]["ratio_to_torch"]["median"] == 1.0
+    table = bench.format_table(written)
+    assert "| tape-decomposed | 32 |" in table and "| numpy-floor | torch-nn |" in table
+
+
+def test_without_torch_tape_and_the_floor_are_reported_alone(tmp_path):
+    path = tmp_path / "bench.json"
+    argv = [*TINY, "--rss-samples", "320", "--json", str(path)]
+    blocked = (
+        "import runpy, sys; sys.modules['torch'] = None; "
+        f"sys.argv = ['bench', *{argv!r}]; "
+        "runpy.run_module('experiments.bench', run_name='__main__', alter_sys=True)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocked],
+        cwd=Path(bench.__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(path.read_text())
+    assert report["machine"]["torch"] is None
+    assert "torch not importable" in report["unavailable"]["torch-nn"]
+    assert "torch not importable" in report["unavailable"]["torch-decomposed"]
+    measured = {row["engine"] for row in report["results"]}
+    assert {"tape-decomposed", "numpy-floor"} <= measured
+    assert not any(name.startswith("torch") for name in measured)
+    for row in report["results"]:
+        assert row["ratio_to_torch"] is None
+        assert row["memory"]["peak_rss_mb"] > 0
+        assert row["memory"]["steps"] == 10
+    assert "torch-nn: not measured, torch not importable" in done.stdout
