@@ -4,6 +4,8 @@ Ops are recorded on a Wengert list; every op has a hand-written vector-Jacobian 
 beside its forward (``tape/ops.py``); ``loss.backward()`` is a reverse sweep over the list.
 """
 
+from tape.fused import batchnorm as batchnorm
+from tape.fused import cross_entropy as cross_entropy
 from tape.op import REGISTRY, Op, primitive, unbroadcast
 from tape.tensor import (
     MaxResult,
