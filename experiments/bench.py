@@ -421,13 +421,19 @@ def _run(engine: Engine, batches: Sequence[tuple[np.ndarray, ...]]) -> list[Any]
 # ---------------------------------------------------------------- timing
 
 
-def run_steps(engine: Engine, batches: Sequence[Any], steps: int) -> float:
+# wall: what a user waits for. cpu: this process's CPU time (one thread, so the same on an
+# idle machine), which leaves out the time other processes hold the CPU on a shared machine.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run_steps(engine: Engine, batches: Sequence[Any], steps: int, clock: str = "wall") -> float:
     """Seconds taken by ``steps`` training steps."""
+    now = CLOCKS[clock]
     count = len(batches)
-    start = time.perf_counter()
+    start = now()
     for i in range(steps):
         engine.step(batches[i % count])
-    return time.perf_counter() - start
+    return now() - start
 
 
 def calibrate(engine: Engine, batches: Sequence[Any], seconds: float) -> int:
@@ -445,7 +451,7 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def time_batch_size(
-    engines: dict[str, Engine], batch_size: int, rounds: int, seconds: float
+    engines: dict[str, Engine], batch_size: int, rounds: int, seconds: float, clock: str = "wall"
 ) -> dict[str, dict[str, Any]]:
     """Interleaved rounds: each round times every engine once, in a rotating order."""
     batches = sample_batches(batch_size)
@@ -457,7 +463,8 @@ def time_batch_size(
     for r in range(rounds):
         this_round = {}
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            this_round[name] = steps[name] / run_steps(engines[name], prepared[name], steps[name])
+            elapsed = run_steps(engines[name], prepared[name], steps[name], clock)
+            this_round[name] = steps[name] / elapsed
         for name, rate in this_round.items():
             rates[name].append(rate)
             baseline = ENGINE_BY_NAME[name].baseline or name
@@ -601,7 +608,8 @@ def format_table(report: dict[str, Any]) -> str:
     """Markdown: one row per engine and batch size, then the ratios as in issue 5's table."""
     results = report["results"]
     lines = [
-        "| engine | batch | steps/s median (min–max) | µs/step | ratio to torch median (min–max) "
+        f"| engine | batch | steps/s median (min–max), {report['config']['clock']} clock | µs/step "
+        "| ratio to torch median (min–max) "
         "| peak RSS MB | RSS growth MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -677,6 +685,7 @@ class Settings:
     seconds: float  # per engine per round
     rss_samples: int  # training samples (steps x batch size) in each memory process; 0: skip
     engines: list[str]
+    clock: str = "wall"
 
     def rss_steps(self, batch_size: int) -> int:
         return max(10, self.rss_samples // batch_size)
@@ -698,8 +707,11 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> dic
         log(f"{name}: {reason}")
     results = []
     for batch_size in settings.batch_sizes:
-        log(f"timing batch size {batch_size}: {settings.rounds} rounds of {settings.seconds} s per engine")
-        timings = time_batch_size(engines, batch_size, settings.rounds, settings.seconds)
+        log(
+            f"timing batch size {batch_size}: {settings.rounds} rounds of {settings.seconds} s "
+            f"({settings.clock} clock) per engine"
+        )
+        timings = time_batch_size(engines, batch_size, settings.rounds, settings.seconds, settings.clock)
         for name, timing in timings.items():
             results.append({"engine": name, "batch_size": batch_size, **timing, "memory": None})
     if settings.rss_samples:
@@ -747,6 +759,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256, 4096])
     parser.add_argument("--engines", nargs="+", choices=list(ENGINE_BY_NAME), default=list(ENGINE_BY_NAME))
+    parser.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier when other processes share the CPUs)",
+    )
     parser.add_argument("--rounds", type=int, help="timing rounds per batch size")
     parser.add_argument("--seconds", type=float, help="seconds per engine per round")
     parser.add_argument(
@@ -775,6 +793,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         seconds=args.seconds or defaults["seconds"],
         rss_samples=defaults["rss_samples"] if args.rss_samples is None else args.rss_samples,
         engines=args.engines,
+        clock=args.clock,
     )
     report = run_benchmark(settings)
     print()

@@ -71,7 +71,7 @@ def test_tiny_run_writes_the_json(tmp_path):
 
 def test_without_torch_tape_and_the_floor_are_reported_alone(tmp_path):
     path = tmp_path / "bench.json"
-    argv = [*TINY, "--rss-samples", "320", "--json", str(path)]
+    argv = [*TINY, "--clock", "cpu", "--rss-samples", "320", "--json", str(path)]
     blocked = (
         "import runpy, sys; sys.modules['torch'] = None; "
         f"sys.argv = ['bench', *{argv!r}]; "
@@ -87,6 +87,7 @@ def test_without_torch_tape_and_the_floor_are_reported_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(path.read_text())
     assert report["machine"]["torch"] is None
+    assert report["config"]["clock"] == "cpu"
     assert "torch not importable" in report["unavailable"]["torch-nn"]
     assert "torch not importable" in report["unavailable"]["torch-decomposed"]
     measured = {row["engine"] for row in report["results"]}
