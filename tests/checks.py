@@ -23,6 +23,11 @@ API (stable; other test files use it):
     check_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0) -> Checked
     Checked: out (the tape output), inputs (tape tensors and constants), upstream (the gradient)
     op_names(out) -> set[str]           the ops recorded on out's Wengert list
+
+Hypothesis strategies for op inputs (arrays come from a drawn seed: fast, reproducible):
+    uniform(shape, low=-2, high=2)      floats in [low, high)
+    nonzero(shape, low=0.5, high=2)     magnitudes in [low, high), random signs
+    distinct(shape)                     values at least 0.05 apart: no ties, no kinks
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from coverage import record_check
+from hypothesis import strategies as st
 
 import tape
 
@@ -170,3 +176,32 @@ def _tensor(lib: Any, value: Any, requires_grad: bool | None) -> Any:
 def _upstream(out: tape.Tensor, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal(out.shape).astype(out.dtype)
+
+
+# ---------------------------------------------------------------- strategies
+
+_seeds = st.integers(0, 2**32 - 1)
+
+
+def uniform(shape: tuple[int, ...], low: float = -2.0, high: float = 2.0) -> st.SearchStrategy:
+    return _seeds.map(lambda seed: np.asarray(np.random.default_rng(seed).uniform(low, high, shape)))
+
+
+def nonzero(shape: tuple[int, ...], low: float = 0.5, high: float = 2.0) -> st.SearchStrategy:
+    def draw(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return np.asarray(rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape))
+
+    return _seeds.map(draw)
+
+
+def distinct(shape: tuple[int, ...]) -> st.SearchStrategy:
+    """A shuffled grid with jitter: gaps of at least 0.05, so max has no ties."""
+
+    def draw(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        n = int(np.prod(shape))
+        grid = (rng.permutation(n) - n / 2) * 0.1 + rng.uniform(0.0, 0.05, n)
+        return grid.reshape(shape)
+
+    return _seeds.map(draw)

@@ -1,11 +1,27 @@
 """Every registered op is proved against torch and against finite differences, honestly."""
 
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from checks import check_finite_differences, check_torch
-from coverage import COVERAGE, covers
+from coverage import COVERAGE, KINDS, covers
 
 import tape
+
+TESTS = Path(__file__).parent
+
+
+def test_every_registered_op_is_covered_against_torch_and_finite_differences():
+    for path in sorted(TESTS.glob("test_*.py")):
+        importlib.import_module(path.stem)
+    missing = {
+        name: sorted(set(KINDS) - COVERAGE.get(name, set()))
+        for name in tape.REGISTRY
+        if not set(KINDS) <= COVERAGE.get(name, set())
+    }
+    assert not missing, f"ops without coverage (op: missing kinds): {missing}"
 
 
 @pytest.fixture(autouse=True)
