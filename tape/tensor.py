@@ -23,6 +23,7 @@ int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
 
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+_PYTHON_SCALARS = {bool, int, float}
 
 
 class Tensor:
@@ -375,13 +376,15 @@ def _is_floating(x: Any) -> bool:
 
 
 def _constant(op: Op, value: Any) -> Any:
-    if isinstance(value, (bool, int, float)):
+    if type(value) in _PYTHON_SCALARS:
         return value
-    if isinstance(value, (np.generic, np.ndarray)):
+    if isinstance(value, (np.generic, np.ndarray)):  # before float: np.float64 subclasses it
         if value.ndim == 0:  # numpy scalars count as Python scalars, as in torch
             return value.item()
         if value.dtype.kind in _CATEGORY:
             return value
+    if isinstance(value, (bool, int, float)):
+        return value
     raise TypeError(f"{op.name}: unsupported operand of type {type(value).__name__}")
 
 
@@ -436,11 +439,13 @@ def _reduction_args(op: str, dim: Any, keepdim: bool, axis: Any, keepdims: Any) 
 
 
 def _dims(op: str, x: Tensor, dim: Any) -> tuple[int, ...]:
-    """``dim`` (None, an int or a sequence) as a tuple of distinct non-negative axes."""
+    """``dim`` (None, an int or a sequence; None and () mean all) as distinct non-negative axes."""
     n = x.data.ndim
     if dim is None:
         return tuple(range(n))
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:  # torch reads an empty dim list as "all dims", not as "none"
+        return tuple(range(n))
     bound = max(n, 1)  # a 0-d tensor accepts dim 0 and -1, as in torch
     for d in dims:
         if not isinstance(d, (int, np.integer)) or not -bound <= d < bound:
