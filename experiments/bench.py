@@ -535,7 +535,9 @@ def machine_info() -> dict[str, Any]:
         "blas_runtime": _threadpool_info(),
         "thread_variables": {v: os.environ.get(v) for v in THREAD_VARIABLES},
         "threads_pinned_before_import": THREADS_PINNED_BEFORE_IMPORT,
-        "openblas_variables": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
+        "openblas_variables": {  # e.g. OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE: left as they are
+            k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_") and k not in THREAD_VARIABLES
+        },
     }
     with contextlib.suppress(EngineUnavailableError):
         info["torch"] = load_torch().__version__
