@@ -307,6 +307,10 @@ class _Drawing:
             self.edges.append(f"{self.tensor_ids[id(x)]} -> {group} {_attributes(attributes)}")
 
     def _add_node(self, cluster: tuple[str, ...], statement: str) -> None:
+        if self.collapse:
+            # a collapsed drawing is flat: each module is already one node, and Graphviz lays
+            # out a cluster of thousands of nodes in minutes where the flat graph takes a second
+            cluster = ()
         if cluster:
             self._cluster_id(cluster)
         self.nodes.setdefault(cluster, []).append(statement)
@@ -415,30 +419,25 @@ class _Drawing:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def _cluster_lines(self, path: tuple[str, ...], indent: str) -> list[str]:
+    def _cluster_lines(self, path: tuple[str, ...], indent: str, children: dict | None = None) -> list[str]:
+        if children is None:  # clusters holding a node, and their parents: empty ones are not drawn
+            children = {}
+            for held in sorted((p for p in self.nodes if p), key=self.cluster_ids.__getitem__):
+                for depth in range(len(held)):
+                    siblings = children.setdefault(held[:depth], [])
+                    if held[: depth + 1] not in siblings:
+                        siblings.append(held[: depth + 1])
         lines = [f"{indent}{statement}" for statement in self.nodes.get(path, [])]
-        children = sorted(
-            (
-                p
-                for p in self.cluster_ids
-                if len(p) == len(path) + 1 and p[: len(path)] == path and self._drawn(p)
-            ),
-            key=self.cluster_ids.__getitem__,
-        )
-        for child in children:
+        for child in sorted(children.get(path, []), key=self.cluster_ids.__getitem__):
             fill = CLUSTER_FILLS[len(path) % len(CLUSTER_FILLS)]
             lines.append(f"{indent}subgraph cluster_{self.cluster_ids[child]} {{")
             lines.append(
                 f"{indent}  graph [label={_quote(child[-1])} tooltip={_quote('/'.join(child))} "
                 f'style="rounded,filled" fillcolor="{fill}" color="#adb5bd" fontsize=12 labeljust=l]'
             )
-            lines += self._cluster_lines(child, indent + "  ")
+            lines += self._cluster_lines(child, indent + "  ", children)
             lines.append(f"{indent}}}")
         return lines
-
-    def _drawn(self, path: tuple[str, ...]) -> bool:
-        """A cluster is drawn when it or a cluster inside it holds a node."""
-        return any(p[: len(path)] == path and nodes for p, nodes in self.nodes.items())
 
 
 # ---------------------------------------------------------------- small pieces

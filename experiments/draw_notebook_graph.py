@@ -1,0 +1,49 @@
+"""Draw the backprop-ninja notebook's graph after backward: docs/notebook_graph.svg (and .dot).
+
+    python experiments/draw_notebook_graph.py [--out docs/notebook_graph.svg]
+
+Every intermediate keeps its gradient (``retain_grad``, as the notebook does), so every named
+tensor shows its gradient's shape and norm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the notebook's forward pass lives with the tests
+
+from notebook import batch, forward, parameters  # noqa: E402
+
+import tape  # noqa: E402
+from tape import viz  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "notebook_graph.svg")
+    args = parser.parse_args()
+
+    p, b = parameters(), batch()
+    out = forward(
+        tape,
+        **{k: tape.tensor(v, dtype=tape.float32, requires_grad=True) for k, v in p.items()},
+        Xb=tape.tensor(b["Xb"]),
+        Yb=tape.tensor(b["Yb"]),
+        n=b["n"],
+    )
+    for t in out.values():
+        if isinstance(t, tape.Tensor) and not t.is_leaf:
+            t.retain_grad()
+    out["loss"].backward()
+    title = (
+        "makemore part 4 (backprop ninja), one batch of 32\n"
+        "arrows run forward; red labels: the gradient flowing back along each arrow"
+    )
+    print(viz.render(out["loss"], args.out, names=out, title=title))
+
+
+if __name__ == "__main__":
+    main()
