@@ -1,6 +1,7 @@
 """The makemore experiment end to end on a small names file, checkpoints and bit-for-bit resume,
 and the notebook parity script."""
 
+import io
 import json
 import random
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tape
 from experiments import makemore_mlp, notebook_parity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +144,39 @@ def test_the_seed_alone_decides_the_run(names, tmp_path):
     second = tmp_path / "b"
     assert run(names, second, "--steps", "30") == 0
     assert_same_arrays(load(first / "model.npz"), load(second / "model.npz"))
+
+
+def test_calibration_sets_the_running_statistics_of_the_whole_set_chunk_by_chunk():
+    config = makemore_mlp.Config(n_embd=4, n_hidden=8)
+    model = makemore_mlp.new_run(config).model
+    X = np.random.default_rng(0).integers(0, 27, (100, 3))
+    makemore_mlp.calibrate_batchnorm(model, X, chunk=16)
+    with tape.no_grad():
+        hprebn = model[2](model[1](model[0](X))).data.astype(np.float64)
+    np.testing.assert_allclose(model[3].running_mean, hprebn.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(model[3].running_var, hprebn.var(0, ddof=1), rtol=1e-6)
+    assert not model.training
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_redraws_one_line_on_a_terminal_and_prints_a_few_lines_to_a_log(tty):
+    stream = Stream(tty)
+    progress = makemore_mlp.Progress(total=1000, start=0, stream=stream)
+    for step in range(1, 1001):
+        progress.update(step, 2.0)
+    progress.close()
+    text = stream.getvalue()
+    assert "step 1000/1000 | loss 2.0000 |" in text and "steps/s" in text
+    if tty:
+        assert text.startswith("\r") and text.count("\n") == 1
+    else:
+        assert "\r" not in text and text.count("\n") == 10
