@@ -207,10 +207,30 @@ def gather(x, index):
 
 
 def dgather(dout, index, x_shape):
-    # repeated indices must accumulate, so scatter with add.at rather than assignment
-    dx = np.zeros(x_shape, dtype=dout.dtype)
-    np.add.at(dx, index, dout)
-    return dx
+    # repeated indices must accumulate: dx is a scatter-add of dout, never an assignment
+    keys = integer_index_keys(index, x_shape)
+    if keys is None:  # slices, masks, None: NumPy's general (slower) scatter-add
+        dx = np.zeros(x_shape, dtype=dout.dtype)
+        np.add.at(dx, index, dout)
+        return dx
+    # integer arrays only: a histogram of dout over the flat positions it came from
+    rows = keys.size
+    row_size = dout.size // rows if rows else 0
+    if row_size != 1:
+        keys = (keys.reshape(-1, 1) * row_size + np.arange(row_size)).ravel()
+    dx = np.bincount(keys.ravel(), weights=dout.ravel(), minlength=int(np.prod(x_shape)))
+    return dx.reshape(x_shape).astype(dout.dtype, copy=False)
+
+
+def integer_index_keys(index, x_shape):
+    """Flat positions, over the leading dims of x, that an index of integer arrays picks.
+
+    None when the index holds anything but integer arrays (then ``dgather`` falls back).
+    """
+    parts = index if type(index) is tuple else (index,)
+    if len(parts) > len(x_shape) or any(type(p) is not np.ndarray or p.dtype.kind not in "iu" for p in parts):
+        return None
+    return np.ravel_multi_index(parts, x_shape[: len(parts)], mode="wrap")  # wrap: negative indices
 
 
 gather.defvjp(dgather)

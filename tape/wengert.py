@@ -10,6 +10,7 @@ list in reverse, so there is no recursion and chain length is unbounded.
 from __future__ import annotations
 
 import itertools
+import operator
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -114,21 +115,19 @@ def check_finite(array: Any, op: Op, entry: Entry | None, what: str) -> None:
 
 def ancestors(roots: Iterable[Any]) -> list[Entry]:
     """Every entry the roots depend on, in recording order."""
-    seen: set[int] = set()
-    stack = [t._entry for t in roots if t._entry is not None]
-    found = []
-    while stack:
-        entry = stack.pop()
-        if id(entry) in seen:
-            continue
-        seen.add(id(entry))
-        found.append(entry)
-        for inp in entry.inputs:
-            parent = getattr(inp, "_entry", None)
-            if parent is not None and id(parent) not in seen:
-                stack.append(parent)
-    found.sort(key=lambda e: e.index)
+    found = [t._entry for t in roots if t._entry is not None]
+    seen = set(found)
+    for entry in found:  # grows while we walk it: a breadth-first search without a queue
+        for _, inp in entry.edges:  # an input with an entry always requires grad, so has an edge
+            parent = inp._entry
+            if parent is not None and parent not in seen:
+                seen.add(parent)
+                found.append(parent)
+    found.sort(key=_recording_order)
     return found
+
+
+_recording_order = operator.attrgetter("index")
 
 
 def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
@@ -160,7 +159,9 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
                     f"backward: the VJP of '{entry.op.name}' (tape entry {entry.index}) "
                     f"returned a gradient of shape {g.shape} for an input of shape {data.shape}"
                 )
-            if g.dtype != data.dtype:  # mixed-precision ops: the gradient takes its input's dtype
+            if (
+                g.dtype is not data.dtype and g.dtype != data.dtype
+            ):  # mixed-precision ops: the gradient takes its input's dtype
                 g = g.astype(data.dtype)
             if anomaly:
                 check_finite(g, entry.op, entry, f"the gradient of input {k}")
