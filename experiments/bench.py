@@ -57,9 +57,9 @@ from typing import Any, Protocol
 import numpy as np
 
 import tape
+from experiments import notebook
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK_PATH = REPO_ROOT / "tests" / "notebook.py"  # the decomposed forward; see load_notebook()
 
 VOCAB_SIZE, N_EMBD, BLOCK_SIZE, N_HIDDEN = 27, 10, 3, 200
 LEARNING_RATE = 0.1
@@ -107,25 +107,12 @@ def load_nn() -> ModuleType:
     return nn
 
 
-def load_notebook() -> ModuleType:
-    """The notebook's ``parameters`` and decomposed ``forward(lib, ...)``, from tests/notebook.py.
-
-    Loaded by path so the benchmark runs exactly the graph the parity tests check.
-    """
-    if NOTEBOOK_PATH.exists():
-        spec = importlib.util.spec_from_file_location("notebook_forward", NOTEBOOK_PATH)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    raise SystemExit(f"bench: the notebook's forward pass is missing (looked for {NOTEBOOK_PATH})")
-
-
 # ---------------------------------------------------------------- the model's numbers
 
 
 def initial_parameters(seed: int = 42) -> dict[str, np.ndarray]:
     """The notebook's parameters (C, W1, b1, W2, b2, bngain, bnbias) in float32."""
-    params = load_notebook().parameters(seed, VOCAB_SIZE, N_EMBD, BLOCK_SIZE, N_HIDDEN)
+    params = notebook.parameters(seed, VOCAB_SIZE, N_EMBD, BLOCK_SIZE, N_HIDDEN)
     return {name: value.astype(np.float32) for name, value in params.items()}
 
 
@@ -206,7 +193,7 @@ class TapeDecomposed:
     """The notebook's exercise-1 graph, op by op, on tape."""
 
     def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
-        self.forward = load_notebook().forward
+        self.forward = notebook.forward
         self.lr = lr
         self.params = {k: tape.tensor(v, requires_grad=True) for k, v in params.items()}
 
@@ -263,7 +250,7 @@ class TorchDecomposed:
 
     def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
         self.torch = load_torch()
-        self.forward = load_notebook().forward
+        self.forward = notebook.forward
         self.lr = lr
         self.params = {k: self.torch.tensor(v, requires_grad=True) for k, v in params.items()}
 

@@ -1,6 +1,6 @@
 """Draw the backprop-ninja notebook's graph after backward: docs/notebook_graph.svg (and .dot).
 
-    python experiments/draw_notebook_graph.py [--out docs/notebook_graph.svg]
+    python -m experiments.draw_notebook_graph [--out docs/notebook_graph.svg]
 
 Every intermediate keeps its gradient (``retain_grad``, as the notebook does), so every named
 tensor shows its gradient's shape and norm.
@@ -9,16 +9,13 @@ tensor shows its gradient's shape and norm.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+import tape
+from experiments.notebook import batch, forward, parameters
+from tape import viz
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the notebook's forward pass lives with the tests
-
-from notebook import batch, forward, parameters  # noqa: E402
-
-import tape  # noqa: E402
-from tape import viz  # noqa: E402
 
 
 def main() -> None:

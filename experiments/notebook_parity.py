@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 import tape
+from experiments.notebook import NOTEBOOK_ORDER, batch, forward, parameters
 from tape.parity import ParityReport, compare
-from tests.notebook import NOTEBOOK_ORDER, batch, forward, parameters
 
 
 def cross_entropy(lib: Any, logits: Any, Yb: Any) -> Any:

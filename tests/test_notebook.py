@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from notebook import NOTEBOOK_ORDER, batch, forward, parameters
 
 import tape
+from experiments.notebook import NOTEBOOK_ORDER, batch, forward, parameters
 from tape.parity import compare
 
 torch = pytest.importorskip("torch")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from notebook import batch, forward, parameters
 
 import tape
+from experiments.notebook import batch, forward, parameters
 from tape import viz
 from tape.parity import ParityReport, ParityRow
 
