@@ -13,7 +13,7 @@ import numpy as np
 
 import tape
 from tape import Tensor
-from tape.fused import batch_statistics, batchnorm_op
+from tape.fused import batch_statistics
 
 
 class Module:
@@ -208,8 +208,7 @@ class Linear(Module):
         self.bias = _parameter(np.zeros(fan_out), dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        return tape.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         fan_in, fan_out = self.weight.shape
@@ -247,9 +246,8 @@ class BatchNorm1d(Module):
         if not self.training:
             scale = self.weight * (self.running_var + self.eps) ** -0.5
             return (x - self.running_mean) * scale + self.bias
-        bnmean, bnvar = batch_statistics(x.data, self.unbiased)
-        correction = int(self.unbiased)
-        out = tape.apply(batchnorm_op, (x, self.weight, self.bias), bnmean, bnvar, self.eps, correction)
+        bnmean, _, bnvar = statistics = batch_statistics(x.data, self.unbiased)
+        out = tape.batchnorm(x, self.weight, self.bias, self.eps, self.unbiased, statistics)
         n, m = x.shape[0], self.momentum
         unbiased_var = bnvar if self.unbiased else bnvar * (n / (n - 1))
         # in place: the state dict and checkpoints hold these very arrays

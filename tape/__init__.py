@@ -4,8 +4,7 @@ Ops are recorded on a Wengert list; every op has a hand-written vector-Jacobian 
 beside its forward (``tape/ops.py``); ``loss.backward()`` is a reverse sweep over the list.
 """
 
-from tape.fused import batchnorm as batchnorm
-from tape.fused import cross_entropy as cross_entropy
+from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
 from tape.op import REGISTRY, Op, primitive, unbroadcast
 from tape.tensor import (
     MaxResult,
@@ -54,13 +53,17 @@ __all__ = [
     "Tensor",
     "WengertList",
     "apply",
+    "batch_statistics",
+    "batchnorm",
     "bool_",
+    "cross_entropy",
     "detect_anomaly",
     "exp",
     "float32",
     "float64",
     "int64",
     "is_grad_enabled",
+    "linear",
     "log",
     "matmul",
     "no_grad",

@@ -1,23 +1,59 @@
-"""The two fused ops the notebook derives by hand: cross-entropy (exercise 2) and batchnorm (exercise 3).
+"""Fused ops: one forward and one analytic VJP where the primitives would record a chain.
 
-Each replaces a chain of a dozen primitive ops with one forward and one analytic VJP, in the
-notebook's notation. Both are registered primitives like those in ``tape/ops.py``, so they
-sit on the Wengert list as one entry each.
+Cross-entropy and batchnorm are the notebook's exercises 2 and 3; linear is ``x @ W + b``
+as one entry. Each is a registered primitive like those in ``tape/ops.py``, so it sits on
+the Wengert list as a single line and its VJP is checked against torch and finite
+differences like any other op.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tape.op import primitive, unbroadcast
 from tape.tensor import Tensor, apply
 
+# ---------------------------------------------------------------- linear
+
+
+@primitive("linear", saves=("x", "W"))
+def linear_op(x, W, b):
+    out = x @ W
+    out += b  # in place: the matmul's result is ours
+    return out, (x, W)
+
+
+def dlinear_W(dout, x, W):
+    # rows of every leading dim are samples: dW = x^T @ dout over all of them
+    return x.reshape(-1, W.shape[0]).T @ dout.reshape(-1, W.shape[1])
+
+
+linear_op.defvjp(
+    lambda dout, x, W: dout @ W.T,
+    dlinear_W,
+    lambda dout, x, W: dout.reshape(-1, W.shape[1]).sum(0),
+)
+
+
+def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
+    """``x @ W + b`` for x (..., fan_in), W (fan_in, fan_out) and b (fan_out,): one entry."""
+    if b is None:
+        return x @ W
+    fan_in, fan_out = W.shape if W.ndim == 2 else (None, None)
+    if x.ndim < 1 or fan_in != x.shape[-1] or b.shape != (fan_out,):
+        raise ValueError(
+            f"linear: expected x (..., fan_in), W (fan_in, fan_out) and b (fan_out,), "
+            f"got shapes {x.shape}, {W.shape} and {b.shape}"
+        )
+    return apply(linear_op, (x, W, b))
+
+
 # ---------------------------------------------------------------- cross-entropy (exercise 2)
 
 
-@primitive("cross_entropy", saves=("probs", "Yb"))
+@primitive("cross_entropy", saves=("counts", "counts_sum", "Yb"))
 def cross_entropy_op(logits, Yb):
     """The mean negative log-likelihood of the targets ``Yb`` under softmax(logits, dim 1).
 
@@ -26,18 +62,17 @@ def cross_entropy_op(logits, Yb):
     """
     n = logits.shape[0]
     norm_logits = logits - logits.max(1, keepdims=True)
-    counts = np.exp(norm_logits)
+    norm_logits_of_targets = norm_logits[np.arange(n), Yb]
+    counts = np.exp(norm_logits, out=norm_logits)
     counts_sum = counts.sum(1, keepdims=True)
-    logprobs_of_targets = norm_logits[np.arange(n), Yb] - np.log(counts_sum[:, 0])
-    loss = -logprobs_of_targets.sum() / n
-    probs = counts / counts_sum
-    return np.asarray(loss, dtype=logits.dtype), (probs, Yb)
+    loss = (np.log(counts_sum[:, 0]) - norm_logits_of_targets).sum() / n
+    return np.asarray(loss, dtype=logits.dtype), (counts, counts_sum, Yb)
 
 
-def dcross_entropy(dloss, probs, Yb):
+def dcross_entropy(dloss, counts, counts_sum, Yb):
     # dlogits = (softmax(logits) - onehot(Yb)) / n
-    n = probs.shape[0]
-    dlogits = probs.copy()
+    n = counts.shape[0]
+    dlogits = counts / counts_sum
     dlogits[np.arange(n), Yb] -= 1
     dlogits *= dloss / n
     return dlogits
@@ -54,66 +89,91 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
             f"got shapes {logits.shape} and {Yb.shape}"
         )
+    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < logits.shape[1]):
+        raise IndexError(
+            f"cross_entropy: targets must be integers in [0, {logits.shape[1]}) for logits of "
+            f"shape {logits.shape}"
+        )
     return apply(cross_entropy_op, (logits,), Yb)
 
 
 # ---------------------------------------------------------------- batchnorm (exercise 3)
 
 
-@primitive("batchnorm", saves=("bnraw", "bngain", "bnvar_inv", "bnbias.shape", "correction"))
-def batchnorm_op(hprebn, bngain, bnbias, bnmean, bnvar, eps, correction):
-    """``bngain * (hprebn - bnmean) / sqrt(bnvar + eps) + bnbias``.
+class BatchStatistics(NamedTuple):
+    bnmean: np.ndarray  # (features,)
+    bndiff: np.ndarray  # hprebn - bnmean
+    bnvar: np.ndarray  # (features,), with Bessel's correction if unbiased
 
-    ``bnmean`` and ``bnvar`` must be the batch statistics of ``hprebn`` over dim 0 (from
-    ``batch_statistics`` with the same ``correction``): the VJP differentiates through them.
+
+def batch_statistics(hprebn: np.ndarray, unbiased: bool = True) -> BatchStatistics:
+    """Mean and variance of ``hprebn`` (n, features) over the batch, as the notebook computes them."""
+    n = hprebn.shape[0]
+    if n < 2:
+        raise ValueError(
+            f"batchnorm: expected more than 1 value per feature when training, got input of shape "
+            f"{hprebn.shape}; use a batch of at least 2 or evaluation mode (running statistics)"
+        )
+    bnmean = 1 / n * hprebn.sum(0)
+    bndiff = hprebn - bnmean
+    bnvar = 1 / (n - int(unbiased)) * np.einsum("ij,ij->j", bndiff, bndiff)
+    return BatchStatistics(bnmean, bndiff, bnvar)
+
+
+@primitive("batchnorm", saves=("bnraw", "bngain", "bnvar_inv", "bnbias.shape", "correction"))
+def batchnorm_op(hprebn, bngain, bnbias, bndiff, bnvar_inv, correction):
+    """``hpreact = bngain * bnraw + bnbias`` with ``bnraw = (hprebn - bnmean) * bnvar_inv``.
+
+    ``bndiff`` and ``bnvar_inv`` come from the batch statistics of ``hprebn`` itself (with
+    ``correction`` 1 for the n-1 variance, 0 for the biased one): the VJP differentiates
+    through them.
     """
-    bnvar_inv = (bnvar + eps) ** -0.5
-    bnraw = (hprebn - bnmean) * bnvar_inv
-    hpreact = bngain * bnraw + bnbias
+    bnraw = bndiff * bnvar_inv
+    hpreact = bngain * bnraw
+    hpreact += bnbias
     return hpreact, (bnraw, bngain, bnvar_inv, np.shape(bnbias), correction)
 
 
 def dbatchnorm_hprebn(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction):
-    # the notebook's one line; n / (n - correction) is n/(n-1) for the unbiased variance, 1 for the biased
+    # The notebook's one line, with n/(n-1) generalised to n/(n - correction):
+    #   dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
+    # multiplied out so that the per-feature factors are formed first: four passes over (n, features).
     n = dhpreact.shape[0]
-    return (
-        bngain
-        * bnvar_inv
-        / n
-        * (n * dhpreact - dhpreact.sum(0) - n / (n - correction) * bnraw * (dhpreact * bnraw).sum(0))
-    )
+    scale = bngain * bnvar_inv / n
+    dbnbias = dhpreact.sum(0)
+    dbngain = np.einsum("ij,ij->j", dhpreact, bnraw)
+    dhprebn = dhpreact * (n * scale)
+    dhprebn -= bnraw * (n / (n - correction) * scale * dbngain)
+    dhprebn -= scale * dbnbias
+    return dhprebn
 
 
 batchnorm_op.defvjp(
     dbatchnorm_hprebn,
-    lambda dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction: unbroadcast(
-        dhpreact * bnraw, np.shape(bngain)
-    ),
+    lambda dhpreact, bnraw, bngain, *_: np.einsum("ij,ij->j", dhpreact, bnraw).reshape(np.shape(bngain)),
     lambda dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction: unbroadcast(dhpreact, bnbias_shape),
 )
 
 
-def batch_statistics(x: np.ndarray, unbiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of ``x`` (n, features) over the batch, with Bessel's correction if ``unbiased``."""
-    n = x.shape[0]
-    if n < 2:
-        raise ValueError(
-            f"batchnorm: expected more than 1 value per feature when training, got input of shape "
-            f"{x.shape}; use a batch of at least 2 or evaluation mode (running statistics)"
-        )
-    bnmeani = 1 / n * x.sum(0)
-    bndiff = x - bnmeani
-    bnvar = (bndiff * bndiff).sum(0) / (n - int(unbiased))
-    return bnmeani, bnvar
-
-
-def batchnorm(hprebn: Tensor, bngain: Any, bnbias: Any, eps: float = 1e-5, unbiased: bool = True) -> Tensor:
+def batchnorm(
+    hprebn: Tensor,
+    bngain: Any,
+    bnbias: Any,
+    eps: float = 1e-5,
+    unbiased: bool = True,
+    statistics: BatchStatistics | None = None,
+) -> Tensor:
     """Batch normalisation of ``hprebn`` (n, features) with its own batch statistics.
 
     ``unbiased=True`` normalises with the n-1 variance as the notebook does; ``False`` with the
-    biased one as ``torch.nn.BatchNorm1d`` in training mode.
+    biased one as ``torch.nn.BatchNorm1d`` in training mode. Pass ``statistics`` (from
+    ``batch_statistics(hprebn.data, unbiased)``) when you need them too, as BatchNorm1d does
+    for its running averages.
     """
     if hprebn.ndim != 2:
         raise ValueError(f"batchnorm: expected an input of shape (n, features), got {hprebn.shape}")
-    bnmean, bnvar = batch_statistics(hprebn.data, unbiased)
-    return apply(batchnorm_op, (hprebn, bngain, bnbias), bnmean, bnvar, eps, int(unbiased))
+    if statistics is None:
+        statistics = batch_statistics(hprebn.data, unbiased)
+    bnvar_inv = (statistics.bnvar + eps) ** -0.5
+    inputs = (hprebn, bngain, bnbias)
+    return apply(batchnorm_op, inputs, statistics.bndiff, bnvar_inv, int(unbiased))

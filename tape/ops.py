@@ -8,6 +8,8 @@ these ops for Tensors and records them on the Wengert list. The derivations are 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tape.op import primitive, shape_of, unbroadcast
@@ -218,7 +220,7 @@ def dgather(dout, index, x_shape):
     row_size = dout.size // rows if rows else 0
     if row_size != 1:
         keys = (keys.reshape(-1, 1) * row_size + np.arange(row_size)).ravel()
-    dx = np.bincount(keys.ravel(), weights=dout.ravel(), minlength=int(np.prod(x_shape)))
+    dx = np.bincount(keys.ravel(), weights=dout.ravel(), minlength=math.prod(x_shape))
     return dx.reshape(x_shape).astype(dout.dtype, copy=False)
 
 

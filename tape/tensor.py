@@ -331,11 +331,11 @@ def apply(op: Op, inputs: Sequence[Any], *params: Any) -> Tensor:
     The general path, for ops of three or more inputs such as fused layers; the arithmetic
     above uses the leaner unary and binary forms.
     """
-    out_data, saved = op.forward(*(x.data if isinstance(x, Tensor) else x for x in inputs), *params)
+    out_data, saved = op.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], *params)
     out = _wrap(out_data)
     entry = None
     if Mode.grad:
-        edges = tuple((vjp, x) for vjp, x in zip(op.vjps, inputs) if isinstance(x, Tensor) and x._rg)
+        edges = [(vjp, x) for vjp, x in zip(op.vjps, inputs) if isinstance(x, Tensor) and x._rg]
         if edges:
             out._rg = True
             out._entry = entry = Entry(op, tuple(inputs), saved, edges, out)

@@ -18,6 +18,50 @@ def rng(seed=0):
     return np.random.default_rng(seed)
 
 
+# ---------------------------------------------------------------- linear
+
+
+def linear(lib, x, W, b):
+    return tape.linear(x, W, b) if lib is tape else x @ W + b
+
+
+@covers("torch", "linear")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape", [(32, 30), (30,), (4, 5, 30)])
+def test_linear_matches_torch(dtype, x_shape):
+    g = rng()
+    check_torch(
+        linear, g.standard_normal(x_shape), g.standard_normal((30, 20)), g.standard_normal(20), dtype=dtype
+    )
+
+
+@covers("fd", "linear")
+@pytest.mark.parametrize("x_shape", [(6, 4), (4,), (2, 3, 4)])
+def test_linear_finite_differences(x_shape):
+    g = rng(1)
+    check_finite_differences(
+        linear, g.standard_normal(x_shape), g.standard_normal((4, 3)), g.standard_normal(3)
+    )
+
+
+def test_linear_is_one_entry_equal_to_matmul_plus_bias():
+    g = rng(2)
+    x, W, b = (
+        tape.tensor(a, requires_grad=True)
+        for a in (g.standard_normal((8, 5)), g.standard_normal((5, 3)), g.standard_normal(3))
+    )
+    fused = tape.linear(x, W, b)
+    assert [e.op.name for e in tape.wengert_list(fused)] == ["linear"]
+    assert_close(fused.data, (x @ W + b).data, "linear")
+    assert tape.linear(x, W).shape == (8, 3)
+
+
+def test_linear_rejects_mismatched_shapes():
+    x, W = tape.tensor(np.zeros((8, 5))), tape.tensor(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"linear: .*\(8, 5\), \(4, 3\) and \(3,\)"):
+        tape.linear(x, W, tape.tensor(np.zeros(3)))
+
+
 # ---------------------------------------------------------------- cross-entropy
 
 
@@ -80,6 +124,9 @@ def test_cross_entropy_accepts_tensor_targets_and_rejects_bad_shapes():
     assert np.isclose(tape.cross_entropy(logits, tape.tensor([0, 1, 2, 0])).item(), np.log(3))
     with pytest.raises(ValueError, match=r"logits \(n, classes\) and targets \(n,\)"):
         tape.cross_entropy(logits, np.zeros(3, dtype=np.int64))
+    for bad in ([0, 1, 3, 0], [0, -1, 2, 0]):  # a negative target must not wrap around
+        with pytest.raises(IndexError, match=r"cross_entropy: targets must be integers in \[0, 3\)"):
+            tape.cross_entropy(logits, np.array(bad))
 
 
 # ---------------------------------------------------------------- batchnorm
