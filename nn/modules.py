@@ -250,11 +250,12 @@ class BatchNorm1d(Module):
         out = tape.batchnorm(x, self.weight, self.bias, self.eps, self.unbiased, statistics)
         n, m = x.shape[0], self.momentum
         unbiased_var = bnvar if self.unbiased else bnvar * (n / (n - 1))
-        # in place: the state dict and checkpoints hold these very arrays
-        self.running_mean *= 1 - m
-        self.running_mean += m * bnmean
-        self.running_var *= 1 - m
-        self.running_var += m * unbiased_var
+        # in place (and without attribute assignment): checkpoints hold these very arrays
+        running_mean, running_var = self.running_mean, self.running_var
+        running_mean *= 1 - m
+        running_mean += m * bnmean
+        running_var *= 1 - m
+        running_var += m * unbiased_var
         return out
 
     def extra_repr(self) -> str:

@@ -151,7 +151,7 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
             out = entry.output()
             if out is not None:
                 _accumulate(out, dout, handed_out)
-        for k, (vjp, inp) in enumerate(entry.edges):
+        for vjp, inp in entry.edges:
             g = vjp(dout, *saved)
             data = inp.data
             if g.shape != data.shape:
@@ -159,18 +159,18 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
                     f"backward: the VJP of '{entry.op.name}' (tape entry {entry.index}) "
                     f"returned a gradient of shape {g.shape} for an input of shape {data.shape}"
                 )
-            if (
-                g.dtype is not data.dtype and g.dtype != data.dtype
-            ):  # mixed-precision ops: the gradient takes its input's dtype
+            if g.dtype is not data.dtype and g.dtype != data.dtype:  # mixed-precision ops
                 g = g.astype(data.dtype)
             if anomaly:
+                k = next(i for i, x in enumerate(entry.inputs) if x is inp)
                 check_finite(g, entry.op, entry, f"the gradient of input {k}")
             parent = inp._entry
             if parent is None:
                 _accumulate(inp, g, handed_out)
+            elif parent in grads:
+                grads[parent] = grads[parent] + g
             else:
-                previous = grads.get(parent)
-                grads[parent] = g if previous is None else previous + g
+                grads[parent] = g
         if not retain_graph:
             entry.saved = None
 
