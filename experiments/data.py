@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.atomic import write_bytes
+from tape.atomic import write_bytes
 
 URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"

@@ -28,8 +28,8 @@ import numpy as np
 import nn
 import tape
 from experiments import data
-from experiments.atomic import atomic_path, write_text
 from experiments.plot import plot_loss
+from tape.atomic import atomic_path, write_text
 
 CHECKPOINT = "checkpoint.npz"
 

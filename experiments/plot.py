@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from experiments.atomic import atomic_path
+from tape.atomic import atomic_path
 
 
 def plot_loss(

@@ -22,13 +22,13 @@ import html
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tape.atomic import atomic_path, write_text
 from tape.tensor import Tensor
 from tape.wengert import Entry, ancestors
 
@@ -97,7 +97,7 @@ def render(
     path = Path(path)
     dot_path = path.with_suffix(".dot")
     source = to_dot(root, names, **options)
-    _write_atomically(dot_path, lambda tmp: tmp.write_text(source, encoding="utf-8"))
+    write_text(dot_path, source)
     if format == "dot":
         return dot_path
     program = shutil.which("dot")
@@ -109,28 +109,13 @@ def render(
             f"render again, or draw it yourself: dot -T{format} {dot_path} -o {path}"
         )
 
-    def run_dot(tmp: Path) -> None:
+    with atomic_path(path) as tmp:
         done = subprocess.run(
             [program, f"-T{format}", str(dot_path), "-o", str(tmp)], capture_output=True, text=True
         )
         if done.returncode != 0:
             raise RuntimeError(f"render: `dot -T{format}` failed on {dot_path}:\n{done.stderr.strip()}")
-
-    _write_atomically(path, run_dot)
     return path
-
-
-def _write_atomically(path: Path, write: Any) -> None:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- building the drawing

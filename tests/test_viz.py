@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -326,6 +327,10 @@ def test_rendered_collapsed_svg_and_other_formats(tmp_path):
     png = viz.render(m["loss"], tmp_path / "model.png", format="png")
     assert png.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.dot", "model.png", "model.svg"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in tmp_path.iterdir():  # the usual permissions, not a temporary file's 0600
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written
 
 
 def test_missing_graphviz_raises_how_to_install_and_still_writes_the_dot_file(tmp_path, monkeypatch):
