@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 import tape
-from experiments.notebook import batch, forward, parameters
+from experiments import notebook
 from tape import viz
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +23,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "notebook_graph.svg")
     args = parser.parse_args()
 
-    p, b = parameters(), batch()
-    out = forward(
-        tape,
-        **{k: tape.tensor(v, dtype=tape.float32, requires_grad=True) for k, v in p.items()},
-        Xb=tape.tensor(b["Xb"]),
-        Yb=tape.tensor(b["Yb"]),
-        n=b["n"],
-    )
+    out = notebook.run(tape)
     for t in out.values():
         if isinstance(t, tape.Tensor) and not t.is_leaf:
             t.retain_grad()

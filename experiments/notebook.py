@@ -93,3 +93,15 @@ def forward(lib: Any, C, W1, b1, W2, b2, bngain, bnbias, Xb, Yb, n) -> dict[str,
     logprobs = probs.log()
     loss = -logprobs[range(n), Yb].mean()
     return locals()
+
+
+def run(lib: Any, requires_grad: bool = True) -> dict[str, Any]:
+    """``forward`` on the default batch, parameters as float32 ``lib`` tensors (torch or tape)."""
+    p, b = parameters(), batch()
+    return forward(
+        lib,
+        **{k: lib.tensor(v, dtype=lib.float32, requires_grad=requires_grad) for k, v in p.items()},
+        Xb=lib.tensor(b["Xb"]),
+        Yb=lib.tensor(b["Yb"]),
+        n=b["n"],
+    )

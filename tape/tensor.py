@@ -123,7 +123,7 @@ class Tensor:
                     f"backward: a gradient can only be implied for a one-element output, this "
                     f"one has shape {self.shape}; pass backward(gradient=...) of that shape"
                 )
-            gradient = np.ones_like(self.data)
+            gradient = np.ones(self.data.shape, self.data.dtype)
         else:
             given = gradient.data if isinstance(gradient, Tensor) else gradient
             gradient = np.asarray(given, dtype=self.data.dtype)

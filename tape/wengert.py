@@ -50,15 +50,33 @@ class Entry:
         return f"Entry({self.index}, {self.op.name})"
 
 
-class no_grad:
-    """Context manager (and decorator) in which no op is recorded."""
+class _Switch:
+    """Sets one ``Mode`` attribute inside a with block and restores it after (re-entrant)."""
+
+    attribute = ""
+
+    def __init__(self) -> None:
+        self._restore: list[Any] = []
+
+    def value(self, previous: Any) -> Any:
+        raise NotImplementedError
 
     def __enter__(self) -> None:
-        self.previous = Mode.grad
-        Mode.grad = False
+        previous = getattr(Mode, self.attribute)
+        self._restore.append(previous)
+        setattr(Mode, self.attribute, self.value(previous))
 
     def __exit__(self, *exc: object) -> None:
-        Mode.grad = self.previous
+        setattr(Mode, self.attribute, self._restore.pop())
+
+
+class no_grad(_Switch):
+    """Context manager (and decorator) in which no op is recorded."""
+
+    attribute = "grad"
+
+    def value(self, previous: bool) -> bool:
+        return False
 
     def __call__(self, fn):
         def wrapper(*args, **kwargs):
@@ -72,33 +90,30 @@ def is_grad_enabled() -> bool:
     return Mode.grad
 
 
-class scope:
+class scope(_Switch):
     """Context manager: entries recorded inside are stamped with ``name``.
 
     Nested scopes join with "/" ("Sequential/Linear 2"); the graph exporter draws each
     scope as a cluster. nn enters one per module call.
     """
 
+    attribute = "scope"
+
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
 
-    def __enter__(self) -> None:
-        self.previous = Mode.scope
-        Mode.scope = self.name if self.previous is None else f"{self.previous}/{self.name}"
-
-    def __exit__(self, *exc: object) -> None:
-        Mode.scope = self.previous
+    def value(self, previous: str | None) -> str:
+        return self.name if previous is None else f"{previous}/{self.name}"
 
 
-class detect_anomaly:
+class detect_anomaly(_Switch):
     """Context manager: the first nan or inf made by an op, forward or backward, raises."""
 
-    def __enter__(self) -> None:
-        self.previous = Mode.anomaly
-        Mode.anomaly = True
+    attribute = "anomaly"
 
-    def __exit__(self, *exc: object) -> None:
-        Mode.anomaly = self.previous
+    def value(self, previous: bool) -> bool:
+        return True
 
 
 class AnomalyError(FloatingPointError):

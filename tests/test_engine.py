@@ -196,3 +196,14 @@ def test_repeated_forwards_without_backward_do_not_grow_memory():
         tracemalloc.stop()
     one_forward = 16 * 64 * 8 * 4  # four (16, 64) float64 intermediates, a leak would keep
     assert after - before < 10 * one_forward
+
+
+def test_a_scope_entered_again_inside_itself_restores_each_level():
+    same = tape.scope("Block")  # one object per module, re-entered when a module calls itself
+    x = tape.tensor([1.0], requires_grad=True)
+    with same:
+        with same:
+            inner = x * 2.0
+        outer = inner * 2.0
+    after = outer * 2.0
+    assert [e.scope for e in tape.wengert_list(after)] == ["Block/Block", "Block", None]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tape
+from experiments import notebook
 from experiments.notebook import NOTEBOOK_ORDER, batch, forward, parameters
 from tape.parity import compare
 
@@ -25,21 +26,7 @@ def test_notebook_gradients_match_torch(dtype):
 
 
 def test_notebook_intermediates_match_torch_exactly_where_no_rounding_differs():
-    p, b = parameters(), batch()
-    ours = forward(
-        tape,
-        **{k: tape.tensor(v, dtype=tape.float32, requires_grad=True) for k, v in p.items()},
-        Xb=tape.tensor(b["Xb"]),
-        Yb=tape.tensor(b["Yb"]),
-        n=b["n"],
-    )
-    theirs = forward(
-        torch,
-        **{k: torch.tensor(v, dtype=torch.float32) for k, v in p.items()},
-        Xb=torch.tensor(b["Xb"]),
-        Yb=torch.tensor(b["Yb"]),
-        n=b["n"],
-    )
+    ours, theirs = notebook.run(tape), notebook.run(torch, requires_grad=False)
     for name in NOTEBOOK_ORDER:
         assert ours[name].dtype == np.float32, name
         assert ours[name].shape == tuple(theirs[name].shape), name

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tape
-from experiments.notebook import batch, forward, parameters
+from experiments import notebook
 from tape import viz
 from tape.parity import ParityReport, ParityRow
 
@@ -32,14 +32,7 @@ needs_dot = pytest.mark.skipif(
 
 def notebook_graph(backward: bool = True, retain: bool = True) -> dict:
     """The notebook's forward pass (float32), after backward with every intermediate retained."""
-    p, b = parameters(), batch()
-    out = forward(
-        tape,
-        **{k: tape.tensor(v, dtype=tape.float32, requires_grad=True) for k, v in p.items()},
-        Xb=tape.tensor(b["Xb"]),
-        Yb=tape.tensor(b["Yb"]),
-        n=b["n"],
-    )
+    out = notebook.run(tape)
     if retain:
         for t in out.values():
             if isinstance(t, tape.Tensor) and not t.is_leaf:
