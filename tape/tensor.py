@@ -294,14 +294,8 @@ def _wrap(data: Any) -> Tensor:
 
 def _unary(op: Op, x: Tensor, *params: Any) -> Tensor:
     out_data, saved = op.forward(x.data, *params)
-    out = _wrap(out_data)
-    entry = None
-    if x._rg and Mode.grad:
-        out._rg = True
-        out._entry = entry = Entry(op, (x,), saved, ((op.vjps[0], x),), out)
-    if Mode.anomaly:
-        check_finite(out.data, op, entry, "its output")
-    return out
+    edges = ((op.vjps[0], x),) if x._rg and Mode.grad else ()
+    return _result(op, out_data, (x,), saved, edges)
 
 
 def _binary(op: Op, a: Any, b: Any) -> Tensor:
@@ -310,19 +304,14 @@ def _binary(op: Op, a: Any, b: Any) -> Tensor:
         out_data, saved = op.forward(a_data, b_data)
     except ValueError:
         raise ValueError(_shape_error(op, a_data, b_data)) from None
-    out = _wrap(out_data)
-    entry = None
+    edges = ()
     if Mode.grad:
-        a_rg = isinstance(a, Tensor) and a._rg
-        b_rg = isinstance(b, Tensor) and b._rg
-        if a_rg or b_rg:
-            da, db = op.vjps
-            edges = ((da, a), (db, b)) if a_rg and b_rg else ((da, a),) if a_rg else ((db, b),)
-            out._rg = True
-            out._entry = entry = Entry(op, (a, b), saved, edges, out)
-    if Mode.anomaly:
-        check_finite(out.data, op, entry, "its output")
-    return out
+        da, db = op.vjps
+        if isinstance(a, Tensor) and a._rg:
+            edges = ((da, a), (db, b)) if isinstance(b, Tensor) and b._rg else ((da, a),)
+        elif isinstance(b, Tensor) and b._rg:
+            edges = ((db, b),)
+    return _result(op, out_data, (a, b), saved, edges)
 
 
 def apply(op: Op, inputs: Sequence[Any], *params: Any) -> Tensor:
@@ -332,13 +321,19 @@ def apply(op: Op, inputs: Sequence[Any], *params: Any) -> Tensor:
     above uses the leaner unary and binary forms.
     """
     out_data, saved = op.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs], *params)
-    out = _wrap(out_data)
-    entry = None
+    edges = ()
     if Mode.grad:
         edges = [(vjp, x) for vjp, x in zip(op.vjps, inputs) if isinstance(x, Tensor) and x._rg]
-        if edges:
-            out._rg = True
-            out._entry = entry = Entry(op, tuple(inputs), saved, edges, out)
+    return _result(op, out_data, tuple(inputs), saved, edges)
+
+
+def _result(op: Op, out_data: Any, inputs: tuple, saved: tuple, edges: Sequence) -> Tensor:
+    """The op's output as a tensor, recorded on the tape when some input requires a gradient."""
+    out = _wrap(out_data)
+    entry = None
+    if edges:
+        out._rg = True
+        out._entry = entry = Entry(op, inputs, saved, edges, out)
     if Mode.anomaly:
         check_finite(out.data, op, entry, "its output")
     return out
