@@ -42,14 +42,20 @@ def test_binary_ops_on_two_tensors_promote_like_torch(op, a_dtype, b_dtype, a_sh
 SCALARS = [1.5, 2, True, np.float64(1.5), np.float32(1.5), np.int64(2), np.array(1.5), np.array(2)]
 
 
-@pytest.mark.parametrize("op", [operator.add, operator.sub, operator.mul, operator.truediv])
+# torch refuses to subtract a bool, so that pair has no oracle
+OPS_AND_SCALARS = [
+    (op, scalar)
+    for op in (operator.add, operator.sub, operator.mul, operator.truediv)
+    for scalar in SCALARS
+    if not (op is operator.sub and isinstance(scalar, bool))
+]
+
+
+@pytest.mark.parametrize(("op", "scalar"), OPS_AND_SCALARS, ids=repr)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
-@pytest.mark.parametrize("scalar", SCALARS, ids=repr)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_scalars_on_either_side_never_upcast_the_tensor(op, dtype, scalar, shape):
+def test_scalars_on_either_side_never_upcast_the_tensor(op, scalar, dtype, shape):
     x = np.ones(shape, dtype)
-    if op is operator.sub and isinstance(scalar, (bool, np.bool_)):
-        pytest.skip("torch refuses to subtract bools")
     # torch reads NumPy scalars and 0-d arrays given to an op as Python numbers
     number = scalar.item() if isinstance(scalar, (np.generic, np.ndarray)) else scalar
     for args, torch_args in (((x, scalar), (x, number)), ((scalar, x), (number, x))):
