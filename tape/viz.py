@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tape.atomic import atomic_path, write_text
+from tape.atomic import write_bytes, write_text
 from tape.tensor import Tensor
 from tape.wengert import Entry, ancestors
 
@@ -94,27 +92,29 @@ def render(
     Graphviz still leaves something to render elsewhere. ``options`` are ``to_dot``'s. Both
     files are written atomically: a temporary file in the same directory, then a rename.
     """
+    import graphviz  # the Python package drives the binary; imported here so tape loads without it
+
+    if format not in graphviz.FORMATS:
+        raise ValueError(f"render: unknown format {format!r}; Graphviz writes {sorted(graphviz.FORMATS)}")
     path = Path(path)
     dot_path = path.with_suffix(".dot")
     source = to_dot(root, names, **options)
     write_text(dot_path, source)
     if format == "dot":
         return dot_path
-    program = shutil.which("dot")
-    if program is None:
+    try:
+        drawing = graphviz.pipe("dot", format, source.encode("utf-8"))
+    except graphviz.ExecutableNotFound:
         raise GraphvizNotFoundError(
             f"render: the Graphviz program `dot` is not on PATH, so {path} was not drawn; the DOT "
             f"source is in {dot_path}. Install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, "
             "macOS: `brew install graphviz`, others: https://graphviz.org/download/) and run "
             f"render again, or draw it yourself: dot -T{format} {dot_path} -o {path}"
-        )
-
-    with atomic_path(path) as tmp:
-        done = subprocess.run(
-            [program, f"-T{format}", str(dot_path), "-o", str(tmp)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"render: `dot -T{format}` failed on {dot_path}:\n{done.stderr.strip()}")
+        ) from None
+    except graphviz.CalledProcessError as e:
+        detail = (e.stderr or b"").decode("utf-8", "replace").strip()
+        raise RuntimeError(f"render: `dot -T{format}` failed on {dot_path}:\n{detail}") from None
+    write_bytes(path, drawing)
     return path
 
 

@@ -339,8 +339,15 @@ def test_missing_graphviz_raises_how_to_install_and_still_writes_the_dot_file(tm
 
 
 @needs_dot
-def test_a_failing_dot_leaves_no_partial_output(tmp_path):
+def test_a_failing_dot_leaves_no_partial_output(tmp_path, monkeypatch):
     m = small_model()
-    with pytest.raises(RuntimeError, match="failed"):
-        viz.render(m["loss"], tmp_path / "graph.nosuchformat", format="nosuchformat")
+    monkeypatch.setattr(viz, "to_dot", lambda *args, **kwargs: "digraph { a -> }")  # a syntax error
+    with pytest.raises(RuntimeError, match=r"`dot -Tsvg` failed on .*graph\.dot:\n.*syntax error"):
+        viz.render(m["loss"], tmp_path / "graph.svg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.dot"]
+
+
+def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"render: unknown format 'nosuchformat'; Graphviz writes \[.*'svg'"):
+        viz.render(small_model()["loss"], tmp_path / "graph.x", format="nosuchformat")
+    assert not list(tmp_path.iterdir())
