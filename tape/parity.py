@@ -39,10 +39,6 @@ class ParityRow:
     grad_scale: float  # largest |gradient| in torch, for relative errors
 
     @property
-    def grad_relative(self) -> float:
-        return self.grad_maxdiff / self.grad_scale if self.grad_scale else self.grad_maxdiff
-
-    @property
     def ok(self) -> bool:
         return self.grad_approx is not False
 
