@@ -4,6 +4,9 @@ The forward returns ``(out, saved)``; ``saved`` is everything the VJPs need, nam
 ``saves`` so that the Wengert list can print it. Each VJP maps ``(dout, *saved)`` to the
 gradient of one input. Only the VJPs of inputs that require a gradient are ever called,
 so ``x @ W`` with data ``x`` never computes ``dx``.
+
+A VJP may return ``dout`` itself (add does) but must never write into ``dout`` or a saved
+value: the sweep hands the same array to several inputs and to ``.grad``.
 """
 
 from __future__ import annotations
