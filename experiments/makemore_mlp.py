@@ -29,6 +29,7 @@ import nn
 import tape
 from experiments import data
 from experiments.plot import plot_loss
+from tape import viz
 from tape.atomic import atomic_path, write_text
 
 CHECKPOINT = "checkpoint.npz"
@@ -323,12 +324,7 @@ def sample(
 
 
 def write_graph(model: nn.Module, Xb: np.ndarray, Yb: np.ndarray, path: Path) -> None:
-    """graph.svg of one training step's tape, if the graph exporter and Graphviz are there."""
-    try:
-        from tape import viz
-    except ImportError:
-        print("graph.svg: skipped, tape.viz (the graph exporter) is not available")
-        return
+    """graph.svg of one training step's tape, if Graphviz is there (else the .dot file alone)."""
     model.train()
     loss = nn.cross_entropy(model(Xb), Yb)  # moves the running statistics; calibration resets them
     loss.backward()  # so that the drawing shows the gradients' shapes

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,7 @@ class _Drawing:
     def _module_key(self, entry: Entry) -> tuple[str, ...] | None:
         if not self.collapse or entry.scope is None:
             return None
-        path = tuple(entry.scope.split("/"))
+        path = self._scope_path(entry)
         depth = len(path) if self.collapse is True else int(self.collapse)
         return path[:depth]
 
@@ -492,9 +493,7 @@ def _statistics(array: Any) -> str:
 
 
 def _summary(op_names: Iterable[str]) -> str:
-    counts: dict[str, int] = {}
-    for name in op_names:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(op_names)  # first-seen order, as the ops were recorded
     return ", ".join(name if n == 1 else f"{n}× {name}" for name, n in counts.items())
 
 
