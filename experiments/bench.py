@@ -154,7 +154,7 @@ def _copy_into_tape_parameters(named: Sequence[tuple[str, Any]], values: dict[st
     for name, value in values.items():
         if named[name].shape != value.shape:
             raise RuntimeError(f"bench: {name} has shape {named[name].shape}, expected {value.shape}")
-        named[name].data = value.copy()
+        named[name].array = value.copy()
 
 
 # ---------------------------------------------------------------- engines
@@ -186,7 +186,7 @@ class TapeNN:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        return loss.data
+        return loss.array
 
 
 class TapeDecomposed:
@@ -207,8 +207,8 @@ class TapeDecomposed:
             p.grad = None
         loss.backward()
         for p in self.params.values():
-            p.data -= self.lr * p.grad
-        return loss.data
+            p.array -= self.lr * p.grad.array
+        return loss.array
 
 
 class TorchNN:

@@ -288,7 +288,7 @@ def _outputs(layers: Sequence[nn.Module], X: np.ndarray, chunk: int) -> Iterator
         x = X[start : start + chunk]
         for layer in layers:
             x = layer(x)
-        yield x.data.astype(np.float64)
+        yield x.array.astype(np.float64)
 
 
 def evaluate(model: nn.Module, X: np.ndarray, Y: np.ndarray, chunk: int = 16384) -> float:
@@ -312,7 +312,7 @@ def sample(
         for _ in range(count):
             context, name = [0] * block_size, []
             while len(name) < max_len:
-                logits = model(np.array([context])).data[0].astype(np.float64)
+                logits = model(np.array([context])).array[0].astype(np.float64)
                 probs = np.exp(logits - logits.max())
                 ix = int(rng.choice(data.vocab_size, p=probs / probs.sum()))
                 if ix == 0:

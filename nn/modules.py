@@ -106,7 +106,7 @@ class Module:
     # ------------------------------------------------------------ state
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Every parameter's and buffer's array by name: the live arrays, not copies."""
-        arrays = {name: p.data for name, p in self.named_parameters()}
+        arrays = {name: p.array for name, p in self.named_parameters()}
         arrays.update(self.named_buffers())
         return arrays
 
@@ -121,7 +121,7 @@ class Module:
         everything matches.
         """
         targets = self._state_arrays()
-        values = {name: v.data if isinstance(v, Tensor) else np.asarray(v) for name, v in state.items()}
+        values = {name: v.array if isinstance(v, Tensor) else np.asarray(v) for name, v in state.items()}
         problems = []
         if missing := [name for name in targets if name not in values]:
             problems.append(f"missing: {', '.join(missing)}")
@@ -246,7 +246,7 @@ class BatchNorm1d(Module):
         if not self.training:
             scale = self.weight * (self.running_var + self.eps) ** -0.5
             return (x - self.running_mean) * scale + self.bias
-        bnmean, _, bnvar = statistics = batch_statistics(x.data, self.unbiased)
+        bnmean, _, bnvar = statistics = batch_statistics(x.array, self.unbiased)
         out = tape.batchnorm(x, self.weight, self.bias, self.eps, self.unbiased, statistics)
         n, m = x.shape[0], self.momentum
         unbiased_var = bnvar if self.unbiased else bnvar * (n / (n - 1))

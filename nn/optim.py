@@ -18,7 +18,7 @@ class SGD:
         lr = self.lr
         for p in self.params:
             if p.grad is not None:  # a parameter the loss does not depend on
-                p.data -= lr * p.grad
+                p.array -= lr * p.grad.array
 
     def zero_grad(self) -> None:
         for p in self.params:

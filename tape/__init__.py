@@ -1,82 +1,106 @@
 """tape: a tiny, exact and fast tensor autograd engine on NumPy.
 
 Ops are recorded on a Wengert list; every op has a hand-written vector-Jacobian product
-beside its forward (``tape/ops.py``); ``loss.backward()`` is a reverse sweep over the list.
+beside its forward; ``loss.backward()`` is a reverse sweep over the list. The API mirrors
+PyTorch's: ``torch.x`` is ``tape.x``.
 """
 
-from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
-from tape.op import REGISTRY, Op, primitive, unbroadcast
-from tape.tensor import (
-    MaxResult,
-    Tensor,
-    apply,
-    bool_,
-    exp,
-    float32,
-    float64,
-    int64,
-    log,
-    matmul,
+import numpy as np
+
+from tape import elementwise, inplace, linalg, reductions, shapes  # noqa: F401 (binds the Tensor methods)
+from tape.creation import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
     ones,
     ones_like,
-    randn,
-    result_type,
-    tanh,
     tensor,
     zeros,
     zeros_like,
 )
+from tape.dtypes import (
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    result_type,
+    uint8,
+)
+from tape.elementwise import where
+from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
+from tape.linalg import matmul
+from tape.op import REGISTRY, Op, primitive, unbroadcast
+from tape.reductions import MaxResult
+from tape.shapes import cat, pad, stack
+from tape.tensor import ShapeError, Tensor, apply
 from tape.wengert import (
     AnomalyError,
     Entry,
     WengertList,
+    ancestors,
     detect_anomaly,
+    enable_grad,
     is_grad_enabled,
     no_grad,
     scope,
+    set_grad_enabled,
 )
+
+half, double, long = float16, float64, int64
+float, int, bool = float32, int32, bool_  # noqa: A001 (torch's names for dtypes)
+concat = concatenate = cat
 
 
 def wengert_list(*roots: Tensor, names: dict | None = None) -> WengertList:
     """The entries the roots depend on, in execution order (print it for the table)."""
-    from tape.wengert import ancestors
-
     return WengertList(ancestors(roots), names)
 
 
-__all__ = [
-    "REGISTRY",
-    "AnomalyError",
-    "Entry",
-    "MaxResult",
-    "Op",
-    "Tensor",
-    "WengertList",
-    "apply",
-    "batch_statistics",
-    "batchnorm",
-    "bool_",
-    "cross_entropy",
-    "detect_anomaly",
-    "exp",
-    "float32",
-    "float64",
-    "int64",
-    "is_grad_enabled",
-    "linear",
-    "log",
-    "matmul",
-    "no_grad",
-    "ones",
-    "ones_like",
-    "primitive",
-    "randn",
-    "result_type",
-    "scope",
-    "tanh",
-    "tensor",
-    "unbroadcast",
-    "wengert_list",
-    "zeros",
-    "zeros_like",
-]
+def _function(name: str):
+    method = getattr(Tensor, name)
+
+    def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            input = tensor(input)
+        return method(input, *args, **kwargs)
+
+    function.__name__ = name
+    return function
+
+
+# torch.exp(x) is x.exp(): the functional forms of the Tensor methods
+for _name in (
+    "abs add all amax amin any argmax argmin bmm ceil chunk clamp clip clone cos cumsum div dot exp exp2 "
+    "expand flatten flip floor isfinite isinf isnan log log10 log2 log_softmax logical_and logical_not "
+    "logical_or logsumexp max maximum mean min minimum mm mul neg norm outer permute pow relu remainder "
+    "repeat reshape round rsqrt sigmoid sign sin softmax split sqrt square squeeze std sub sum t tanh "
+    "transpose tril triu trunc unbind unsqueeze var eq ne lt le gt ge"
+).split():
+    globals()[_name] = _function(_name)
+
+
+def numel(x: Tensor) -> int:
+    return x.numel()
+
+
+def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+def is_tensor(x: object) -> bool:
+    return isinstance(x, Tensor)
+

@@ -1,7 +1,7 @@
 """Fused ops: one forward and one analytic VJP where the primitives would record a chain.
 
 Cross-entropy and batchnorm are the notebook's exercises 2 and 3; linear is ``x @ W + b``
-as one entry. Each is a registered primitive like those in ``tape/ops.py``, so it sits on
+as one entry. Each is a registered primitive like those in ``tape/elementwise.py``, so it sits on
 the Wengert list as a single line and its VJP is checked against torch and finite
 differences like any other op.
 """
@@ -83,7 +83,7 @@ cross_entropy_op.defvjp(dcross_entropy)
 
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """``F.cross_entropy(logits, targets)`` for logits (n, classes) and integer targets (n,)."""
-    Yb = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    Yb = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
     if logits.ndim != 2 or Yb.shape != logits.shape[:1]:
         raise ValueError(
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
@@ -167,13 +167,13 @@ def batchnorm(
 
     ``unbiased=True`` normalises with the n-1 variance as the notebook does; ``False`` with the
     biased one as ``torch.nn.BatchNorm1d`` in training mode. Pass ``statistics`` (from
-    ``batch_statistics(hprebn.data, unbiased)``) when you need them too, as BatchNorm1d does
+    ``batch_statistics(hprebn.array, unbiased)``) when you need them too, as BatchNorm1d does
     for its running averages.
     """
     if hprebn.ndim != 2:
         raise ValueError(f"batchnorm: expected an input of shape (n, features), got {hprebn.shape}")
     if statistics is None:
-        statistics = batch_statistics(hprebn.data, unbiased)
+        statistics = batch_statistics(hprebn.array, unbiased)
     bnvar_inv = (statistics.bnvar + eps) ** -0.5
     inputs = (hprebn, bngain, bnbias)
     return apply(batchnorm_op, inputs, statistics.bndiff, bnvar_inv, int(unbiased))

@@ -5,8 +5,13 @@ The forward returns ``(out, saved)``; ``saved`` is everything the VJPs need, nam
 gradient of one input. Only the VJPs of inputs that require a gradient are ever called,
 so ``x @ W`` with data ``x`` never computes ``dx``.
 
+Broadcasting is declared once, with ``broadcasts=True``: the reverse sweep then sums each
+input's gradient back to the input's shape (``unbroadcast``), so no VJP repeats it.
+
 A VJP may return ``dout`` itself (add does) but must never write into ``dout`` or a saved
-value: the sweep hands the same array to several inputs and to ``.grad``.
+value: the sweep hands the same array to several inputs and to ``.grad``. VJPs use only
+operators and methods that tensors share with arrays (``*``, ``/``, ``.sum``, ``.reshape``),
+so that they can later run on tensors and record their own entries.
 """
 
 from __future__ import annotations
@@ -23,12 +28,31 @@ REGISTRY: dict[str, Op] = {}
 
 
 class Op:
-    __slots__ = ("forward", "name", "saves", "vjps")
+    """A registered primitive: ``forward``, its ``vjps``, and how to read and test it.
 
-    def __init__(self, name: str, forward: Forward, saves: tuple[str, ...]) -> None:
+    ``doc`` is the forward's docstring (the op's line in ``docs/vjp.md``); ``domain`` is the
+    input range in general position for the generated tests of elementwise unary ops
+    (None: the op's cases are written by hand in ``tests/cases.py``).
+    """
+
+    __slots__ = ("broadcasts", "doc", "domain", "forward", "name", "saves", "view", "vjps")
+
+    def __init__(
+        self,
+        name: str,
+        forward: Forward,
+        saves: tuple[str, ...],
+        broadcasts: bool = False,
+        domain: tuple[float, float] | None = None,
+        view: bool = False,
+    ) -> None:
         self.name = name
+        self.view = view  # the output may share memory with input 0 (and so its version)
         self.forward = forward
         self.saves = saves
+        self.broadcasts = broadcasts
+        self.domain = domain
+        self.doc = (forward.__doc__ or "").strip().split("\n")[0]
         self.vjps: tuple[Vjp, ...] = ()
 
     def defvjp(self, *vjps: Vjp) -> Op:
@@ -39,13 +63,20 @@ class Op:
         return f"Op({self.name})"
 
 
-def primitive(name: str, saves: tuple[str, ...] = ()) -> Callable[[Forward], Op]:
+def primitive(
+    name: str,
+    saves: tuple[str, ...] = (),
+    *,
+    broadcasts: bool = False,
+    domain: tuple[float, float] | None = None,
+    view: bool = False,
+) -> Callable[[Forward], Op]:
     """Register ``forward`` as the primitive ``name``; attach its VJPs with ``defvjp``."""
 
     def register(forward: Forward) -> Op:
         if name in REGISTRY:
             raise ValueError(f"op {name!r} is already registered")
-        op = REGISTRY[name] = Op(name, forward, saves)
+        op = REGISTRY[name] = Op(name, forward, saves, broadcasts, domain, view)
         return op
 
     return register

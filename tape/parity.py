@@ -125,7 +125,7 @@ def _tape_tensor(lib: Any, value: np.ndarray, requires_grad: bool) -> tape.Tenso
 def _row(
     name: str, theirs: Any, ours: tape.Tensor, expected: np.ndarray | None, rtol: float, atol: float
 ) -> ParityRow:
-    value_maxdiff = _maxdiff(ours.data, theirs.detach().numpy())
+    value_maxdiff = _maxdiff(ours.array, theirs.detach().numpy())
     got = ours.grad
     if expected is None and got is None:
         return ParityRow(name, ours.shape, value_maxdiff, None, None, 0.0, 0.0)

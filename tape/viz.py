@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tape.atomic import write_bytes, write_text
+from tape.op import Op
 from tape.tensor import Tensor
 from tape.wengert import Entry, ancestors
 
@@ -48,9 +49,6 @@ COLOURS = {
     "gradient": "#c92a2a",  # edge labels: the gradient flows against the arrow
 }
 CLUSTER_FILLS = ("#f8f9fa", "#eef2f6")  # alternate with depth so nested modules stand apart
-
-# ops whose VJPs sum a broadcast input's gradient back to its shape (``unbroadcast``)
-BROADCASTING_OPS = frozenset({"add", "sub", "mul", "div"})
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -207,7 +205,7 @@ class _Drawing:
     def _folded_into(self, t: Tensor) -> str | None:
         """The collapsed module a parameter is drawn inside of, when only that module reads it."""
         groups = {group for _, group in self.readers.get(id(t), ())}
-        if t._entry is not None or not t.requires_grad or id(t) in self.root_ids or len(groups) != 1:
+        if t.grad_fn is not None or not t.requires_grad or id(t) in self.root_ids or len(groups) != 1:
             return None
         (reader,) = groups
         return reader if reader.startswith("module") else None
@@ -284,7 +282,7 @@ class _Drawing:
                 module = self._module_key(entry)[-1]
                 label, tooltip = f"∇ {_shape(x.shape)}", f"gradient {_shape(x.shape)} into {module}"
             else:
-                label, tooltip = _gradient_label(entry.op.name, x.shape, out.shape)
+                label, tooltip = _gradient_label(entry.op, x.shape, out.shape)
                 tooltip = f"{tooltip}, into {self._name(x) or 'input ' + str(k)}"
             if k in carries_gradient:
                 attributes = {"label": label, "tooltip": tooltip, "fontcolor": COLOURS["gradient"]}
@@ -311,8 +309,8 @@ class _Drawing:
 
     def _tensor_cluster(self, t: Tensor) -> tuple[str, ...]:
         """An op's output sits in the op's scope; a parameter in the scope of all its readers."""
-        if t._entry is not None:
-            return self._node_cluster(t._entry)
+        if t.grad_fn is not None:
+            return self._node_cluster(t.grad_fn)
         readers = [entry for entry, _ in self.readers.get(id(t), ())]
         if not t.requires_grad or not readers:
             return ()
@@ -334,9 +332,9 @@ class _Drawing:
         node_id = self.tensor_ids[id(t)]
         kind = _kind(t, id(t) in self.root_ids)
         lines = [f"<B>{_escape(name)}</B>"] if name else []
-        lines.append(_small(f"{t.data.dtype} {_shape(t.shape)}"))
-        if t.data.ndim == 0 and t.data.dtype.kind in "fiub":
-            lines.append(_small(f"= {_number(t.data.item())}"))
+        lines.append(_small(f"{t.dtype} {_shape(t.shape)}"))
+        if t.ndim == 0 and t.dtype.kind in "fiub":
+            lines.append(_small(f"= {_number(t.item())}"))
         if t.grad is not None:
             norm = float(np.linalg.norm(np.asarray(t.grad, dtype=np.float64).ravel()))
             lines.append(_small(f"∇ {_shape(np.shape(t.grad))} ‖∇‖ {_number(norm)}", COLOURS["gradient"]))
@@ -357,9 +355,9 @@ class _Drawing:
         return f"{node_id} {_attributes(attributes, html_label=True)}"
 
     def _tensor_tooltip(self, t: Tensor, name: str | None, kind: str) -> str:
-        made_by = f"output of {t._entry.op.name}" if t._entry is not None else kind
-        lines = [f"{name or 'unnamed'}: {t.data.dtype} {_shape(t.shape)} ({made_by})"]
-        lines.append("value: " + _statistics(t.data))
+        made_by = f"output of {t.grad_fn.op.name}" if t.grad_fn is not None else kind
+        lines = [f"{name or 'unnamed'}: {t.dtype} {_shape(t.shape)} ({made_by})"]
+        lines.append("value: " + _statistics(t.array))
         if t.grad is not None:
             lines.append("grad: " + _statistics(t.grad))
         elif t.requires_grad:
@@ -379,7 +377,7 @@ class _Drawing:
             name = self._name(leaf) or "unnamed"
             grad = f", ∇ {_shape(np.shape(leaf.grad))}" if leaf.grad is not None else ""
             lines.append(_small(f"{name} {_shape(leaf.shape)}{grad}"))
-            tooltip.append(f"{name} value: {_statistics(leaf.data)}")
+            tooltip.append(f"{name} value: {_statistics(leaf.array)}")
             if leaf.grad is not None:
                 tooltip.append(f"{name} grad: {_statistics(leaf.grad)}")
         attributes = {
@@ -439,12 +437,12 @@ def _gradient_positions(entry: Entry) -> set[int]:
     return positions
 
 
-def _gradient_label(op: str, input_shape: tuple, output_shape: tuple) -> tuple[str, str]:
+def _gradient_label(op: Op, input_shape: tuple, output_shape: tuple) -> tuple[str, str]:
     """Edge label and tooltip for the gradient into an input, from the shapes alone."""
     shape_in, shape_out = _shape(input_shape), _shape(output_shape)
     if input_shape == output_shape:
         return f"∇ {shape_in}", f"gradient {shape_in}"
-    if op in BROADCASTING_OPS:
+    if op.broadcasts:  # declared by the op: the sweep sums its gradient over the broadcast axes
         return (
             f"∇ {shape_in} = Σ {shape_out}",
             f"gradient {shape_in}: the {shape_out} gradient of the output summed over the broadcast axes",
@@ -476,7 +474,7 @@ def _op_statement(node_id: str, entry: Entry, position: int) -> str:
 def _kind(t: Tensor, is_root: bool) -> str:
     if is_root:
         return "root"
-    if t._entry is not None:
+    if t.grad_fn is not None:
         return "intermediate"
     return "parameter" if t.requires_grad else "data"
 

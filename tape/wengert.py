@@ -9,45 +9,70 @@ list in reverse, so there is no recursion and chain length is unbounded.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from tape.op import Op
+from tape.op import Op, unbroadcast
 
 
-class Mode:
-    """Process-wide switches read on every op: keep them plain attributes."""
+class _Mode(threading.local):
+    """Switches read on every op, per thread as torch's are (class defaults, instance overrides)."""
 
     grad = True
     anomaly = False
     scope: str | None = None  # stamped on each entry; nn sets it to the calling module's path
 
 
+Mode = _Mode()
 _counter = itertools.count()
+# In-place changes, counted process-wide. A tensor's ``version`` (a one-element list shared
+# with its views) holds the count at its last in-place change, so one comparison per entry
+# tells whether anything it saved may have changed since it was recorded.
+_mutations = [0]
+
+
+def mark_changed_in_place(version: list[int]) -> None:
+    """Called by every in-place op on the version list of the tensor it changed."""
+    _mutations[0] += 1
+    version[0] = _mutations[0]
 
 
 class Entry:
-    """One line of the Wengert list."""
+    """One line of the Wengert list: also what ``tensor.grad_fn`` holds."""
 
-    __slots__ = ("edges", "index", "inputs", "op", "output", "retain", "saved", "scope")
+    __slots__ = ("edges", "epoch", "index", "inputs", "op", "output", "retain", "saved", "scope")
 
     def __init__(self, op: Op, inputs: tuple, saved: tuple, edges: tuple, output: Any) -> None:
         self.index = next(_counter)  # recording order: a topological order of the graph
         self.op = op
         self.inputs = inputs  # tensors and constants, as the op received them
         self.saved = saved  # what the VJPs read; None once backward has freed it
-        self.edges = edges  # (vjp, tensor) for each input that requires a gradient
+        self.edges = edges  # (position, tensor) for each input that requires a gradient
         self.output = weakref.ref(output)  # weak: the output owns its entry, not the reverse
         self.retain = False  # set by retain_grad(): keep this output's gradient
         self.scope = Mode.scope  # e.g. "Sequential/Linear 2" inside model[2]; for drawing clusters
+        self.epoch = _mutations[0]  # in-place changes made before this entry: see check_saved
 
     def __repr__(self) -> str:
         return f"Entry({self.index}, {self.op.name})"
+
+    def name(self) -> str:
+        return f"{self.op.name}Backward"
+
+
+def record(op: Op, inputs: tuple, saved: tuple, edges: tuple, output: Any) -> Entry:
+    """The one way an entry gets on the tape: called by ``tape.tensor.apply`` for every op."""
+    entry = Entry(op, inputs, saved, edges, output)
+    if Mode.anomaly:
+        check_finite(output.array, op, entry, "its output")
+    return entry
 
 
 class _Switch:
@@ -69,6 +94,16 @@ class _Switch:
     def __exit__(self, *exc: object) -> None:
         setattr(Mode, self.attribute, self._restore.pop())
 
+    def __call__(self, fn: Any) -> Any:
+        """As a decorator: ``fn`` runs inside this switch (re-entrant, so recursion is fine)."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return wrapper
+
 
 class no_grad(_Switch):
     """Context manager (and decorator) in which no op is recorded."""
@@ -78,12 +113,34 @@ class no_grad(_Switch):
     def value(self, previous: bool) -> bool:
         return False
 
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
 
-        return wrapper
+
+class enable_grad(_Switch):
+    """Context manager (and decorator) in which ops are recorded, even inside no_grad."""
+
+    attribute = "grad"
+
+    def value(self, previous: bool) -> bool:
+        return True
+
+
+class set_grad_enabled(_Switch):
+    """``set_grad_enabled(False)`` switches recording off now; as a context manager, until exit."""
+
+    attribute = "grad"
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__()
+        self.mode = bool(mode)
+        self._before = Mode.grad
+        Mode.grad = self.mode
+
+    def value(self, previous: bool) -> bool:
+        return self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        Mode.grad = self._before
 
 
 def is_grad_enabled() -> bool:
@@ -130,11 +187,11 @@ def check_finite(array: Any, op: Op, entry: Entry | None, what: str) -> None:
 
 def ancestors(roots: Iterable[Any]) -> list[Entry]:
     """Every entry the roots depend on, in recording order."""
-    found = [t._entry for t in roots if t._entry is not None]
+    found = [t.grad_fn for t in roots if t.grad_fn is not None]
     seen = set(found)
     for entry in found:  # grows while we walk it: a breadth-first search without a queue
         for _, inp in entry.edges:  # an input with an entry always requires grad, so has an edge
-            parent = inp._entry
+            parent = inp.grad_fn
             if parent is not None and parent not in seen:
                 seen.add(parent)
                 found.append(parent)
@@ -148,54 +205,91 @@ _recording_order = operator.attrgetter("index")
 def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     """Reverse sweep from ``root`` with upstream gradient ``gradient`` (root's shape)."""
     handed_out = {id(gradient)}  # arrays now owned by a tensor's .grad: never alias them twice
-    if root._entry is None:
-        _accumulate(root, gradient, handed_out)
-        return
-    grads = {root._entry: gradient}
-    anomaly = Mode.anomaly
+    grads = {root.grad_fn: gradient}
     for entry in reversed(ancestors((root,))):
-        dout = grads.pop(entry)
-        saved = entry.saved
-        if saved is None:
-            raise RuntimeError(
-                f"backward: tape entry {entry.index} ({entry.op.name}) was already "
-                "backpropagated and its saved values freed; pass retain_graph=True to the "
-                "first backward() to backpropagate through the graph twice"
-            )
+        dout = grads.pop(entry)  # every gradient that reaches this entry's output, summed
+        check_saved(entry)
         if entry.retain:
-            out = entry.output()
-            if out is not None:
-                _accumulate(out, dout, handed_out)
-        for vjp, inp in entry.edges:
-            g = vjp(dout, *saved)
-            data = inp.data
-            if g.shape != data.shape:
-                raise RuntimeError(
-                    f"backward: the VJP of '{entry.op.name}' (tape entry {entry.index}) "
-                    f"returned a gradient of shape {g.shape} for an input of shape {data.shape}"
-                )
-            if g.dtype is not data.dtype and g.dtype != data.dtype:  # mixed-precision ops
-                g = g.astype(data.dtype)
-            if anomaly:
-                k = next(i for i, x in enumerate(entry.inputs) if x is inp)
-                check_finite(g, entry.op, entry, f"the gradient of input {k}")
-            parent = inp._entry
+            _keep_retained(entry, dout, handed_out)
+        vjps, saved = entry.op.vjps, entry.saved
+        for k, inp in entry.edges:
+            g = vjps[k](dout, *saved)  # dinput = the input's VJP applied to dout
+            if g.shape != inp.array.shape or g.dtype != inp.array.dtype or Mode.anomaly:
+                g = fit_gradient(entry, k, g, inp.array)
+            parent = inp.grad_fn
             if parent is None:
                 _accumulate(inp, g, handed_out)
-            elif parent in grads:
-                grads[parent] = grads[parent] + g
             else:
-                grads[parent] = g
+                grads[parent] = grads[parent] + g if parent in grads else g  # fan-out adds up
         if not retain_graph:
-            entry.saved = None
+            free_saved(entry)
+
+
+def backward_from_leaf(leaf: Any, gradient: np.ndarray) -> None:
+    _accumulate(leaf, gradient, {id(gradient)})
+
+
+def check_saved(entry: Entry) -> None:
+    """Raise if the entry was freed, or if an input it saved was changed in place since."""
+    if entry.saved is None:
+        raise RuntimeError(
+            f"backward: tape entry {entry.index} ({entry.op.name}) was already "
+            "backpropagated and its saved values freed; pass retain_graph=True to the "
+            "first backward() to backpropagate through the graph twice"
+        )
+    if entry.epoch == _mutations[0]:
+        return  # nothing anywhere changed in place since this entry was recorded
+    out = entry.output()
+    for k, x in enumerate((*entry.inputs, out)):
+        changed = hasattr(x, "version") and x.version[0] > entry.epoch
+        if changed and _saves_memory_of(entry, x.array):
+            what = "its output" if k == len(entry.inputs) else f"input {k}"
+            raise RuntimeError(
+                f"backward: one of the variables needed for gradient computation has been modified "
+                f"by an inplace operation: {what} of '{entry.op.name}' (tape entry {entry.index}), "
+                f"a tensor of shape {x.shape}, was changed in place after the entry saved it. "
+                "Hint: use an out-of-place op (x = x + y, not x += y) or clone() it first"
+            )
+
+
+def _saves_memory_of(entry: Entry, array: np.ndarray) -> bool:
+    return any(isinstance(s, np.ndarray) and np.shares_memory(s, array) for s in entry.saved)
+
+
+def fit_gradient(entry: Entry, k: int, g: Any, like: np.ndarray) -> np.ndarray:
+    """The gradient of input ``k`` in its input's shape and dtype, or a clear error."""
+    if entry.op.broadcasts and g.shape != like.shape:
+        g = unbroadcast(g, like.shape)
+    if g.shape != like.shape:
+        raise RuntimeError(
+            f"backward: the VJP of '{entry.op.name}' (tape entry {entry.index}) returned a "
+            f"gradient of shape {g.shape} for input {k} of shape {like.shape}"
+        )
+    if g.dtype != like.dtype:  # mixed-precision ops: each input gets its gradient in its own dtype
+        g = g.astype(like.dtype)
+    if Mode.anomaly:
+        check_finite(g, entry.op, entry, f"the gradient of input {k}")
+    return g
+
+
+def free_saved(entry: Entry) -> None:
+    # only arrays are worth freeing; an entry that saved none (shapes, dims) can run again
+    if any(isinstance(s, np.ndarray) for s in entry.saved):
+        entry.saved = None
+
+
+def _keep_retained(entry: Entry, dout: np.ndarray, handed_out: set[int]) -> None:
+    out = entry.output()
+    if out is not None:
+        _accumulate(out, dout, handed_out)
 
 
 def _accumulate(tensor: Any, g: Any, handed_out: set[int]) -> None:
     """Add ``g`` to ``tensor.grad``, copying it first if some other tensor may share it."""
     if tensor.grad is not None:
-        tensor.grad = tensor.grad + g
+        tensor.grad = tensor.grad.array + g
         return
-    if type(g) is not np.ndarray or g.base is not None or id(g) in handed_out:
+    if type(g) is not np.ndarray or g.base is not None or id(g) in handed_out or not g.flags.writeable:
         g = np.array(g)
     handed_out.add(id(g))
     tensor.grad = g
@@ -210,7 +304,7 @@ class WengertList:
 
     def __init__(self, entries: list[Entry], names: Mapping[str, Any] | None = None) -> None:
         self.entries = entries
-        self.names = {id(t): n for n, t in (names or {}).items() if hasattr(t, "_entry")}
+        self.names = {id(t): n for n, t in (names or {}).items() if hasattr(t, "grad_fn")}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -223,14 +317,14 @@ class WengertList:
 
     def label(self, value: Any) -> str:
         """A tensor's name (from ``names``, then ``.name``), ``%i`` for entry i's output."""
-        if not hasattr(value, "_entry"):
+        if not hasattr(value, "grad_fn"):
             return _describe(value)
         name = self.names.get(id(value)) or value.name
         if name:
             return name
-        if value._entry is not None and value._entry in self._position:
-            return f"%{self._position[value._entry]}"
-        return f"leaf{list(value.data.shape)}"
+        if value.grad_fn is not None and value.grad_fn in self._position:
+            return f"%{self._position[value.grad_fn]}"
+        return f"leaf{list(value.shape)}"
 
     def __str__(self) -> str:
         self._position = {e: i for i, e in enumerate(self.entries)}
@@ -241,7 +335,7 @@ class WengertList:
             if out is not None:
                 named = self.names.get(id(out)) or out.name
                 out_label = f"%{i} {named}" if named else out_label
-                out_label += f" {_describe(out.data)}"
+                out_label += f" {_describe(out.array)}"
             saved = (
                 "(freed)"
                 if entry.saved is None

@@ -87,7 +87,7 @@ def check_torch(
     theirs = [_tensor(torch, a, rg) for a, rg in arrays]
     out = fn(tape, *ours)
     expected = (torch_fn or fn)(torch, *theirs)
-    assert_close(out.data, expected.detach().numpy(), "forward")
+    assert_close(out.array, expected.detach().numpy(), "forward")
     assert out.requires_grad == expected.requires_grad, "requires_grad of the output"
     upstream = None
     if out.requires_grad:
@@ -127,16 +127,16 @@ def check_finite_differences(
 
     def objective(values: list[Any]) -> float:
         with tape.no_grad():
-            return float(np.sum(upstream * fn(tape, *values).data))
+            return float(np.sum(upstream * fn(tape, *values).array))
 
-    constants = [t.data if isinstance(t, tape.Tensor) else t for t in ours]
+    constants = [t.array if isinstance(t, tape.Tensor) else t for t in ours]
     for i, t in enumerate(ours):
         if not (isinstance(t, tape.Tensor) and t.requires_grad):
             continue
         numeric = np.zeros(t.shape)
         for k in np.ndindex(t.shape):
             values = [tape.tensor(c) if isinstance(c, np.ndarray) else c for c in constants]
-            point = values[i].data
+            point = values[i].array
             point[k] += eps
             up = objective(values)
             point[k] -= 2 * eps

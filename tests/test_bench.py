@@ -36,7 +36,7 @@ def test_all_engines_reach_the_same_losses_as_the_numpy_floor():
 def test_disagreeing_engine_aborts_with_a_clear_message(monkeypatch):
     def off_by_a_bit(self, batch):
         return (
-            self.forward(bench.tape, **self.params, Xb=batch[0], Yb=batch[1], n=batch[2])["loss"].data + 0.01
+            self.forward(bench.tape, **self.params, Xb=batch[0], Yb=batch[1], n=batch[2])["loss"].array + 0.01
         )
 
     monkeypatch.setattr(bench.TapeDecomposed, "step", off_by_a_bit)

@@ -62,7 +62,7 @@ def test_scalars_on_either_side_never_upcast_the_tensor(op, scalar, dtype, shape
         ours = op(*(tape.tensor(v) if v is x else v for v in args))
         expected = op(*(torch.from_numpy(v) if v is x else v for v in torch_args))
         assert ours.dtype == numpy_dtype(expected.dtype)
-        np.testing.assert_allclose(ours.data, expected.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(ours.array, expected.numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("exponent", [2, 0.5, -1.0, np.float64(2.0), np.array(0.5)], ids=repr)
@@ -105,7 +105,7 @@ def test_tensor_copies_its_data():
     data = np.ones(2)
     t = tape.tensor(data)
     data[0] = 5.0
-    assert t.data[0] == 1.0
+    assert t.array[0] == 1.0
 
 
 def test_constructors_default_to_float32():

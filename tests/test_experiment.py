@@ -157,7 +157,7 @@ def test_calibration_sets_the_running_statistics_of_the_whole_set_chunk_by_chunk
     X = np.random.default_rng(0).integers(0, 27, (100, 3))
     makemore_mlp.calibrate_batchnorm(model, X, chunk=16)
     with tape.no_grad():
-        hprebn = model[2](model[1](model[0](X))).data.astype(np.float64)
+        hprebn = model[2](model[1](model[0](X))).array.astype(np.float64)
     np.testing.assert_allclose(model[3].running_mean, hprebn.mean(0), rtol=1e-6)
     np.testing.assert_allclose(model[3].running_var, hprebn.var(0, ddof=1), rtol=1e-6)
     assert not model.training

@@ -19,7 +19,7 @@ def rng(seed=0):
 
 
 def torch_parameters(module):
-    return {name: torch.tensor(p.data, requires_grad=True) for name, p in module.named_parameters()}
+    return {name: torch.tensor(p.array, requires_grad=True) for name, p in module.named_parameters()}
 
 
 def assert_matches_torch(module, torch_forward, x, seed=0, theirs=None):
@@ -31,7 +31,7 @@ def assert_matches_torch(module, torch_forward, x, seed=0, theirs=None):
     ours_x = tape.tensor(x, requires_grad=floating)
     theirs_x = torch.tensor(x, requires_grad=floating)
     out, expected = module(ours_x), torch_forward(theirs, theirs_x)
-    assert_close(out.data, expected.detach().numpy(), "output")
+    assert_close(out.array, expected.detach().numpy(), "output")
     upstream = rng(seed).standard_normal(out.shape).astype(out.dtype)
     out.backward(upstream)
     expected.backward(torch.from_numpy(upstream))
@@ -47,7 +47,7 @@ def assert_matches_torch(module, torch_forward, x, seed=0, theirs=None):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_matches_torch(dtype):
     layer = nn.Linear(30, 20, generator=rng(1), dtype=dtype)
-    layer.bias.data[:] = rng(2).standard_normal(20)
+    layer.bias.array[:] = rng(2).standard_normal(20)
     assert layer.weight.shape == (30, 20) and layer.weight.dtype == dtype
     x = rng(3).standard_normal((8, 30)).astype(dtype)
     assert_matches_torch(layer, lambda p, x: F.linear(x, p["weight"].T, p["bias"]), x)
@@ -56,7 +56,7 @@ def test_linear_matches_torch(dtype):
 def test_linear_without_bias_and_its_init():
     layer = nn.Linear(400, 300, bias=False, generator=rng(4))
     assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
-    assert abs(layer.weight.data.std() - 400**-0.5) < 0.05 * 400**-0.5  # randn / sqrt(fan_in)
+    assert abs(layer.weight.array.std() - 400**-0.5) < 0.05 * 400**-0.5  # randn / sqrt(fan_in)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -80,11 +80,11 @@ def test_batchnorm1d_biased_matches_torch_in_training_evaluation_and_running_sta
     theirs = torch.nn.BatchNorm1d(64, dtype=torch.float64 if dtype == np.float64 else torch.float32)
     g = rng(8)
     for step in range(5):
-        ours.weight.data[:] = g.standard_normal(64)
-        ours.bias.data[:] = g.standard_normal(64)
+        ours.weight.array[:] = g.standard_normal(64)
+        ours.bias.array[:] = g.standard_normal(64)
         with torch.no_grad():
-            theirs.weight.copy_(torch.from_numpy(ours.weight.data))
-            theirs.bias.copy_(torch.from_numpy(ours.bias.data))
+            theirs.weight.copy_(torch.from_numpy(ours.weight.array))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.array))
         ours.zero_grad(), theirs.zero_grad()
         x = (g.standard_normal((32, 64)) * 3 + 2).astype(dtype)
         assert_matches_torch(
@@ -200,14 +200,14 @@ def test_state_dict_round_trip():
     state = trained.state_dict()
     assert set(state) == {n for n, _ in trained.named_parameters()} | {"3.running_mean", "3.running_var"}
     assert all(isinstance(v, np.ndarray) for v in state.values())
-    assert not np.shares_memory(state["2.weight"], trained[2].weight.data)  # copies, not views
+    assert not np.shares_memory(state["2.weight"], trained[2].weight.array)  # copies, not views
     weight = fresh[2].weight
     fresh.load_state_dict(state)
     assert fresh[2].weight is weight  # loaded in place: optimizers keep their parameters
     for name, value in fresh.state_dict().items():
         np.testing.assert_array_equal(value, state[name], err_msg=name)
     trained.eval(), fresh.eval()
-    np.testing.assert_array_equal(fresh(X).data, trained(X).data)
+    np.testing.assert_array_equal(fresh(X).array, trained(X).array)
 
 
 @pytest.mark.parametrize(
@@ -238,8 +238,8 @@ def test_sgd_steps_against_the_gradient_and_zero_grad_clears_it():
     optimizer = nn.SGD([w, unused], lr=0.5)
     (w * w).sum().backward()
     optimizer.step()
-    np.testing.assert_array_equal(w.data, [0.0, 0.0])
-    np.testing.assert_array_equal(unused.data, [5.0])
+    np.testing.assert_array_equal(w.array, [0.0, 0.0])
+    np.testing.assert_array_equal(unused.array, [5.0])
     optimizer.zero_grad()
     assert w.grad is None
 

@@ -30,8 +30,8 @@ def test_notebook_intermediates_match_torch_exactly_where_no_rounding_differs():
     for name in NOTEBOOK_ORDER:
         assert ours[name].dtype == np.float32, name
         assert ours[name].shape == tuple(theirs[name].shape), name
-        np.testing.assert_allclose(ours[name].data, theirs[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
-    np.testing.assert_array_equal(ours["emb"].data, theirs["emb"].numpy())
+        np.testing.assert_allclose(ours[name].array, theirs[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(ours["emb"].array, theirs["emb"].numpy())
 
 
 def test_wengert_list_of_the_notebook_prints_one_line_per_entry():

@@ -116,7 +116,7 @@ def test_gradient_shape_and_norm_appear_after_backward_only():
     assert "‖∇‖" not in dot
     after = notebook_graph()
     dot = viz.to_dot(after["loss"], names=after)
-    norm = float(np.linalg.norm(after["W1"].grad.astype(np.float64)))
+    norm = float(np.linalg.norm(after["W1"].grad.numpy().astype(np.float64)))
     assert f"∇ (30, 64) ‖∇‖ {norm:.4g}" in node_line(dot, "W1")
     assert "∇ (32, 64) ‖∇‖" in node_line(dot, "hprebn")  # a retained intermediate
 
@@ -148,7 +148,7 @@ def test_tooltips_carry_value_and_gradient_statistics():
     dot = viz.to_dot(out["loss"], names=out)
     w1 = out["W1"]
     tooltip = re.search(r'tooltip="([^"]*)"', node_line(dot, "W1")).group(1)
-    value, grad = w1.data.astype(np.float64), w1.grad.astype(np.float64)
+    value, grad = w1.array.astype(np.float64), w1.grad.numpy().astype(np.float64)
     assert f"value: mean {value.mean():.4g}, std {value.std():.4g}" in tooltip
     assert f"min {value.min():.4g}, max {value.max():.4g}" in tooltip
     assert f"grad: mean {grad.mean():.4g}, std {grad.std():.4g}" in tooltip
@@ -160,15 +160,15 @@ def test_the_exporter_does_not_change_the_tape():
     entries = tape.wengert_list(loss).entries
     before = [(e.retain, e.saved, e.scope, e.inputs, e.edges) for e in entries]
     tensors = [t for t in out.values() if isinstance(t, tape.Tensor)]
-    grads = [None if t.grad is None else t.grad.copy() for t in tensors]
-    datas = [t.data.copy() for t in tensors]
+    grads = [None if t.grad is None else t.grad.numpy().copy() for t in tensors]
+    datas = [t.array.copy() for t in tensors]
     viz.to_dot(loss, names=out, collapse_modules=True)
     assert [(e.retain, e.saved, e.scope, e.inputs, e.edges) for e in entries] == before
     for t, g, d in zip(tensors, grads, datas):
         assert (t.grad is None) == (g is None)
         if g is not None:
             np.testing.assert_array_equal(t.grad, g)
-        np.testing.assert_array_equal(t.data, d)
+        np.testing.assert_array_equal(t.array, d)
     assert all(not e.retain for e in entries)
 
 
