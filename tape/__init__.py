@@ -36,6 +36,7 @@ from tape.dtypes import (
     result_type,
     uint8,
 )
+from tape.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.elementwise import where
 from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
 from tape.linalg import matmul
