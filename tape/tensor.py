@@ -312,7 +312,7 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     if op.view:
         out.version = inputs[0].version  # a view: an in-place change to either is a change to both
     if Mode.grad:
-        edges = tuple((k, x) for k, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg)
+        edges = gradient_edges(inputs)
         if edges:
             out._rg = True
             out.grad_fn = record(op, inputs, saved, edges, out)
@@ -320,3 +320,14 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     if Mode.anomaly:
         check_finite(out.array, op, None, "its output")
     return out
+
+
+def gradient_edges(inputs: tuple) -> tuple:
+    """``(position, tensor)`` for each input that requires a gradient (unrolled for one and two)."""
+    if len(inputs) == 2:
+        a, b = inputs
+        a_rg = isinstance(a, Tensor) and a._rg
+        if isinstance(b, Tensor) and b._rg:
+            return ((0, a), (1, b)) if a_rg else ((1, b),)
+        return ((0, a),) if a_rg else ()
+    return tuple((k, x) for k, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg)

@@ -206,6 +206,7 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     """Reverse sweep from ``root`` with upstream gradient ``gradient`` (root's shape)."""
     handed_out = {id(gradient)}  # arrays now owned by a tensor's .grad: never alias them twice
     grads = {root.grad_fn: gradient}
+    anomaly = Mode.anomaly
     for entry in reversed(ancestors((root,))):
         dout = grads.pop(entry)  # every gradient that reaches this entry's output, summed
         check_saved(entry)
@@ -214,8 +215,9 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
         vjps, saved = entry.op.vjps, entry.saved
         for k, inp in entry.edges:
             g = vjps[k](dout, *saved)  # dinput = the input's VJP applied to dout
-            if g.shape != inp.array.shape or g.dtype != inp.array.dtype or Mode.anomaly:
-                g = fit_gradient(entry, k, g, inp.array)
+            x = inp.array
+            if g.shape != x.shape or (g.dtype is not x.dtype and g.dtype != x.dtype) or anomaly:
+                g = fit_gradient(entry, k, g, x)
             parent = inp.grad_fn
             if parent is None:
                 _accumulate(inp, g, handed_out)
@@ -274,8 +276,10 @@ def fit_gradient(entry: Entry, k: int, g: Any, like: np.ndarray) -> np.ndarray:
 
 def free_saved(entry: Entry) -> None:
     # only arrays are worth freeing; an entry that saved none (shapes, dims) can run again
-    if any(isinstance(s, np.ndarray) for s in entry.saved):
-        entry.saved = None
+    for value in entry.saved:
+        if type(value) is np.ndarray:
+            entry.saved = None
+            return
 
 
 def _keep_retained(entry: Entry, dout: np.ndarray, handed_out: set[int]) -> None:
