@@ -7,7 +7,8 @@ PyTorch's: ``torch.x`` is ``tape.x``.
 
 import numpy as np
 
-from tape import elementwise, inplace, linalg, reductions, shapes  # noqa: F401 (binds the Tensor methods)
+from tape import elementwise, inplace, linalg, reductions, shapes
+from tape.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.creation import (
     arange,
     as_tensor,
@@ -18,8 +19,16 @@ from tape.creation import (
     full,
     full_like,
     linspace,
+    multinomial,
+    normal,
     ones,
     ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
@@ -36,11 +45,11 @@ from tape.dtypes import (
     result_type,
     uint8,
 )
-from tape.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.elementwise import where
 from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
 from tape.linalg import matmul
 from tape.op import REGISTRY, Op, primitive, unbroadcast
+from tape.random import Generator, default_generator, initial_seed, manual_seed, seed
 from tape.reductions import MaxResult
 from tape.shapes import cat, pad, stack
 from tape.tensor import ShapeError, Tensor, apply
@@ -58,7 +67,7 @@ from tape.wengert import (
 )
 
 half, double, long = float16, float64, int64
-float, int, bool = float32, int32, bool_  # noqa: A001 (torch's names for dtypes)
+float, int, bool = float32, int32, bool_  # torch's names for dtypes (shadowing the builtins here only)
 concat = concatenate = cat
 
 
@@ -80,13 +89,88 @@ def _function(name: str):
 
 
 # torch.exp(x) is x.exp(): the functional forms of the Tensor methods
-for _name in (
-    "abs add all amax amin any argmax argmin bmm ceil chunk clamp clip clone cos cumsum div dot exp exp2 "
-    "expand flatten flip floor isfinite isinf isnan log log10 log2 log_softmax logical_and logical_not "
-    "logical_or logsumexp max maximum mean min minimum mm mul neg norm outer permute pow relu remainder "
-    "repeat reshape round rsqrt sigmoid sign sin softmax split sqrt square squeeze std sub sum t tanh "
-    "transpose tril triu trunc unbind unsqueeze var eq ne lt le gt ge"
-).split():
+_FUNCTIONS = (
+    "abs",
+    "add",
+    "all",
+    "amax",
+    "amin",
+    "any",
+    "argmax",
+    "argmin",
+    "bmm",
+    "ceil",
+    "chunk",
+    "clamp",
+    "clip",
+    "clone",
+    "cos",
+    "cumsum",
+    "div",
+    "dot",
+    "exp",
+    "exp2",
+    "expand",
+    "flatten",
+    "flip",
+    "floor",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "log",
+    "log10",
+    "log2",
+    "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logsumexp",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "mul",
+    "neg",
+    "norm",
+    "outer",
+    "permute",
+    "pow",
+    "relu",
+    "remainder",
+    "repeat",
+    "reshape",
+    "round",
+    "rsqrt",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softmax",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "std",
+    "sub",
+    "sum",
+    "t",
+    "tanh",
+    "transpose",
+    "tril",
+    "triu",
+    "trunc",
+    "unbind",
+    "unsqueeze",
+    "var",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+)
+for _name in _FUNCTIONS:
     globals()[_name] = _function(_name)
 
 
@@ -104,4 +188,3 @@ def equal(a: Tensor, b: Tensor) -> bool:
 
 def is_tensor(x: object) -> bool:
     return isinstance(x, Tensor)
-

@@ -29,7 +29,9 @@ def windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilatio
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     if oh < 1 or ow < 1:
-        raise ShapeError(f"conv: a {kernel} kernel (dilation {dilation}) does not fit an input of shape {x.shape}")
+        raise ShapeError(
+            f"conv: a {kernel} kernel (dilation {dilation}) does not fit an input of shape {x.shape}"
+        )
     rows = (np.arange(oh) * sh)[:, None] + np.arange(kh) * dh  # (OH, kH)
     cols = (np.arange(ow) * sw)[:, None] + np.arange(kw) * dw  # (OW, kW)
     spatial_first = x.permute(2, 3, 0, 1)  # (H, W, N, C): the gather then scatters whole (N, C) rows
@@ -48,7 +50,10 @@ def conv2d(
 ) -> Tensor:
     """``F.conv2d``: input (N, C, H, W), weight (O, C / groups, kH, kW), bias (O,)."""
     if input.ndim != 4 or weight.ndim != 4:
-        raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C, kH, kW), got {input.shape} and {weight.shape}")
+        raise ShapeError(
+            f"conv2d: expected input (N, C, H, W) and weight (O, C, kH, kW), "
+            f"got {input.shape} and {weight.shape}"
+        )
     o, c_per_group, kh, kw = weight.shape
     if input.shape[1] != c_per_group * groups or o % groups:
         raise ShapeError(f"conv2d: input {input.shape} and weight {weight.shape} do not fit groups={groups}")
@@ -78,7 +83,9 @@ def conv1d(
 ) -> Tensor:
     """``F.conv1d``: input (N, C, L), weight (O, C / groups, k): conv2d over a height of 1."""
     if input.ndim != 3 or weight.ndim != 3:
-        raise ShapeError(f"conv1d: expected input (N, C, L) and weight (O, C, k), got {input.shape} and {weight.shape}")
+        raise ShapeError(
+            f"conv1d: expected input (N, C, L) and weight (O, C, k), got {input.shape} and {weight.shape}"
+        )
     single = (lambda v: (0, v[0] if isinstance(v, (tuple, list)) else v)) if padding else (lambda v: 0)
     out = conv2d(
         input.unsqueeze(2),

@@ -1,4 +1,4 @@
-"""Making tensors: from data, filled, ranges, identity, and the ``_like`` forms."""
+"""Making tensors: from data, filled, ranges, identity, random (torch's stream), and the ``_like`` forms."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from tape import random
 from tape.dtypes import CATEGORY, dtype_of, float32, float64, int64
+from tape.inplace import refuse_leaf, write
 from tape.tensor import Tensor
+from tape.wengert import Mode
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None) -> Tensor:
+def tensor(
+    data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None
+) -> Tensor:
     """A new leaf tensor (a copy of ``data``). Python floats give float32, ints int64."""
     if isinstance(data, Tensor):
         data = data.array
@@ -75,9 +80,13 @@ def empty(*shape: Any, dtype: Any = float32, requires_grad: bool = False, device
     return _filled(shape_args(shape), 0, dtype, requires_grad)  # zeros: never uninitialised memory
 
 
-def full(size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def full(
+    size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     if dtype is None:
-        dtype = np.bool_ if isinstance(fill_value, bool) else int64 if isinstance(fill_value, int) else float32
+        dtype = (
+            np.bool_ if isinstance(fill_value, bool) else int64 if isinstance(fill_value, int) else float32
+        )
     return _filled(shape_args((size,)), fill_value, dtype, requires_grad)
 
 
@@ -102,7 +111,9 @@ def eye(n: int, m: int | None = None, dtype: Any = float32, requires_grad: bool 
     return Tensor(np.eye(n, m, dtype=dtype_of(dtype)), requires_grad=requires_grad)
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def arange(
+    start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     """``arange(end)`` or ``arange(start, end, step)``: int64 for integer arguments, else float32."""
     if end is None:
         start, end = 0, start
@@ -114,5 +125,130 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requir
     return Tensor(np.arange(*numbers).astype(dtype_of(dtype)), requires_grad=requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, end: float, steps: int, dtype: Any = float32, requires_grad: bool = False
+) -> Tensor:
     return Tensor(np.linspace(start, end, steps).astype(dtype_of(dtype)), requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- random (torch's stream, see tape/random.py)
+
+
+def _source(generator: random.Generator | None) -> random.Generator:
+    if generator is not None and not isinstance(generator, random.Generator):
+        raise TypeError(
+            f"generator must be a tape.Generator, got {type(generator).__name__} "
+            "(tape reproduces torch's random stream, not NumPy's)"
+        )
+    return random.default_generator if generator is None else generator
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    return float32 if dtype is None else dtype_of(dtype)
+
+
+def randn(
+    *size: Any,
+    generator: random.Generator | None = None,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
+    """Standard normal samples, the same numbers torch.randn draws from an equally seeded generator."""
+    return Tensor(
+        _source(generator).randn(shape_args(size), dtype=_float_dtype(dtype)), requires_grad=requires_grad
+    )
+
+
+def rand(
+    *size: Any,
+    generator: random.Generator | None = None,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
+    """Uniform samples in [0, 1), as torch.rand."""
+    return Tensor(
+        _source(generator).rand(shape_args(size), dtype=_float_dtype(dtype)), requires_grad=requires_grad
+    )
+
+
+def randint(
+    low: int,
+    high: Any = None,
+    size: Any = None,
+    *,
+    generator: random.Generator | None = None,
+    dtype: Any = int64,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
+    """``randint(high, size)`` or ``randint(low, high, size)``: integers in [low, high), as torch.randint."""
+    if size is None:
+        low, high, size = 0, low, high
+    array = _source(generator).randint(int(low), int(high), tuple(size))
+    return Tensor(array.astype(dtype_of(dtype), copy=False), requires_grad=requires_grad)
+
+
+def randperm(
+    n: int, *, generator: random.Generator | None = None, dtype: Any = int64, device: Any = None
+) -> Tensor:
+    return Tensor(_source(generator).randperm(int(n)).astype(dtype_of(dtype), copy=False))
+
+
+def multinomial(
+    input: Tensor, num_samples: int, replacement: bool = False, *, generator: random.Generator | None = None
+) -> Tensor:
+    """Indices drawn from the rows of ``input`` (unnormalised probabilities), as torch.multinomial."""
+    probs = input.array if isinstance(input, Tensor) else np.asarray(input)
+    return Tensor(_source(generator).multinomial(probs, int(num_samples), replacement))
+
+
+def normal(
+    mean: float,
+    std: float,
+    size: Any,
+    *,
+    generator: random.Generator | None = None,
+    dtype: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    array = _source(generator).normal(float(mean), float(std), shape_args((size,)), dtype=_float_dtype(dtype))
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def randn_like(
+    x: Tensor, dtype: Any = None, requires_grad: bool = False, generator: random.Generator | None = None
+) -> Tensor:
+    return randn(x.shape, generator=generator, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def rand_like(
+    x: Tensor, dtype: Any = None, requires_grad: bool = False, generator: random.Generator | None = None
+) -> Tensor:
+    return rand(x.shape, generator=generator, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def fill_randomly(name: str, draw: Any) -> Any:
+    """An in-place sampler method (``w.normal_(0, 0.02)``): refuses a leaf that requires grad, as torch."""
+
+    def method(self: Tensor, *args: Any, generator: random.Generator | None = None) -> Tensor:
+        if Mode.grad and self.requires_grad and self.is_leaf:
+            refuse_leaf(self, name)
+        write(self, draw(_source(generator), self, *args), name)
+        return self
+
+    method.__name__ = name
+    return method
+
+
+Tensor.normal_ = fill_randomly(
+    "normal_", lambda g, x, mean=0.0, std=1.0: g.normal(mean, std, x.shape, dtype=x.dtype)
+)
+Tensor.uniform_ = fill_randomly(
+    "uniform_", lambda g, x, low=0.0, high=1.0: g.uniform(low, high, x.shape, dtype=x.dtype)
+)
+Tensor.exponential_ = fill_randomly(
+    "exponential_", lambda g, x, lambd=1.0: g.exponential(x.shape, lambd=lambd, dtype=x.dtype)
+)
+Tensor.multinomial = multinomial

@@ -267,19 +267,32 @@ UFUNC_METHODS = {
 
 
 def format_array(array: np.ndarray) -> str:
-    """torch's layout: four decimals, or ``1.`` for whole numbers, or scientific for wide ranges."""
+    """torch's layout: four decimals, or ``1.`` for whole numbers, or scientific for wide ranges,
+    every element right-aligned to the widest."""
     options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
     if array.dtype.kind != "f" or array.size == 0:
         return np.array2string(array, **options)
     finite = np.abs(array[np.isfinite(array)]).astype(float64)
     nonzero = finite[finite != 0]
     if finite.size and np.all(finite == np.round(finite)) and finite.max(initial=0) < 1e8:
-        formatter = lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)  # noqa: E731
-    elif nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4):
-        formatter = lambda v: f"{v:.4e}" if np.isfinite(v) else str(v)  # noqa: E731
+        spec = "{:.0f}."
+    elif nonzero.size and (
+        nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4
+    ):
+        spec = "{:.4e}"
     else:
-        formatter = lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)  # noqa: E731
-    return np.array2string(array, formatter={"float_kind": formatter}, **options)
+        spec = "{:.4f}"
+    shown = array if array.size <= 1000 else np.concatenate([array.ravel()[:3], array.ravel()[-3:]])
+    width = max(len(_number(v, spec)) for v in shown.ravel())
+    return np.array2string(
+        array, formatter={"float_kind": lambda v: _number(v, spec).rjust(width)}, **options
+    )
+
+
+def _number(v: float, spec: str) -> str:
+    if not np.isfinite(v):
+        return "nan" if v != v else ("inf" if v > 0 else "-inf")
+    return spec.format(v)
 
 
 # ---------------------------------------------------------------- applying an op

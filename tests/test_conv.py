@@ -73,10 +73,16 @@ def test_overlapping_max_pool_windows_add_their_gradients_like_torch():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: conv2d(tape.zeros(1, 3, 5, 5), tape.zeros(2, 2, 3, 3)), r"conv2d: input \(1, 3, 5, 5\) and weight"),
+        (
+            lambda: conv2d(tape.zeros(1, 3, 5, 5), tape.zeros(2, 2, 3, 3)),
+            r"conv2d: input \(1, 3, 5, 5\) and weight",
+        ),
         (lambda: conv2d(tape.zeros(1, 3, 2, 2), tape.zeros(2, 3, 3, 3)), r"conv: a \(3, 3\) kernel"),
         (lambda: conv1d(tape.zeros(3, 5), tape.zeros(2, 3, 3)), r"conv1d: expected input \(N, C, L\)"),
-        (lambda: max_pool2d(tape.zeros(1, 1, 4, 4), 2, padding=2), "pool2d: padding 2 should be at most half"),
+        (
+            lambda: max_pool2d(tape.zeros(1, 1, 4, 4), 2, padding=2),
+            "pool2d: padding 2 should be at most half",
+        ),
         (lambda: avg_pool2d(tape.zeros(4, 4), 2), r"pool2d: expected input \(N, C, H, W\)"),
     ],
 )
