@@ -106,17 +106,47 @@ class BatchStatistics(NamedTuple):
     bnvar: np.ndarray  # (features,), with Bessel's correction if unbiased
 
 
-def batch_statistics(hprebn: np.ndarray, unbiased: bool = True) -> BatchStatistics:
-    """Mean and variance of ``hprebn`` (n, features) over the batch, as the notebook computes them."""
-    n = hprebn.shape[0]
+def rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as (samples, features): every leading dim counts samples ((n, length, features) of
+    makemore part 5 has n * length). 2-D arrays are returned as they are: the notebook's path
+    pays nothing for the generality."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
+
+
+def batch_dims(hprebn_shape: tuple[int, ...], dim: Any) -> None:
+    """Check that ``dim`` names the leading dims of the input, all but the features (last).
+
+    The caller says which dims are the batch: a 3-D input is (n, channels, length) to
+    torch.nn.BatchNorm1d but (n, length, features) to makemore part 5, and a silent guess would
+    normalise the wrong dims of one of them.
+    """
+    ndim = len(hprebn_shape)
+    if ndim == 2 and dim == 0:  # the notebook's (n, features): the hot path, decided at once
+        return
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if ndim < 2 or tuple(d % ndim for d in dims) != tuple(range(ndim - 1)):
+        expected = "(n, features) for dim=0, (n, length, features) for dim=(0, 1)"
+        raise ValueError(
+            f"batchnorm: expected an input of shape {expected}: the batch dims must be all but the "
+            f"last; got dim={dim!r} for an input of shape {hprebn_shape}"
+        )
+
+
+def batch_statistics(hprebn: np.ndarray, unbiased: bool = True, dim: Any = 0) -> BatchStatistics:
+    """Mean and variance of ``hprebn`` over its batch dims, as the notebook computes them: dim 0
+    of (n, features), or dims (0, 1) of (n, length, features) as makemore part 5 does."""
+    batch_dims(hprebn.shape, dim)
+    samples = rows(hprebn)
+    n = samples.shape[0]
     if n < 2:
         raise ValueError(
             f"batchnorm: expected more than 1 value per feature when training, got input of shape "
             f"{hprebn.shape}; use a batch of at least 2 or evaluation mode (running statistics)"
         )
-    bnmean = 1 / n * hprebn.sum(0)
+    bnmean = 1 / n * samples.sum(0)
     bndiff = hprebn - bnmean
-    bnvar = 1 / (n - int(unbiased)) * np.einsum("ij,ij->j", bndiff, bndiff)
+    diff_rows = rows(bndiff)
+    bnvar = 1 / (n - int(unbiased)) * np.einsum("ij,ij->j", diff_rows, diff_rows)
     return BatchStatistics(bnmean, bndiff, bnvar)
 
 
@@ -138,19 +168,25 @@ def dbatchnorm_hprebn(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correcti
     # The notebook's one line, with n/(n-1) generalised to n/(n - correction):
     #   dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
     # multiplied out so that the per-feature factors are formed first: four passes over (n, features).
-    n = dhpreact.shape[0]
+    # n counts the samples over every batch dim; the per-feature factors broadcast over all of them.
+    drows = rows(dhpreact)
+    n = drows.shape[0]
     scale = bngain * bnvar_inv / n
-    dbnbias = dhpreact.sum(0)
-    dbngain = np.einsum("ij,ij->j", dhpreact, bnraw)
+    dbnbias = drows.sum(0)
+    dbngain = np.einsum("ij,ij->j", drows, rows(bnraw))
     dhprebn = dhpreact * (n * scale)
     dhprebn -= bnraw * (n / (n - correction) * scale * dbngain)
     dhprebn -= scale * dbnbias
     return dhprebn
 
 
+def dbatchnorm_bngain(dhpreact, bnraw, bngain, *_):
+    return np.einsum("ij,ij->j", rows(dhpreact), rows(bnraw)).reshape(np.shape(bngain))
+
+
 batchnorm_op.defvjp(
     dbatchnorm_hprebn,
-    lambda dhpreact, bnraw, bngain, *_: np.einsum("ij,ij->j", dhpreact, bnraw).reshape(np.shape(bngain)),
+    dbatchnorm_bngain,
     lambda dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction: unbroadcast(dhpreact, bnbias_shape),
 )
 
@@ -162,18 +198,22 @@ def batchnorm(
     eps: float = 1e-5,
     unbiased: bool = True,
     statistics: BatchStatistics | None = None,
+    *,
+    dim: Any = 0,
 ) -> Tensor:
-    """Batch normalisation of ``hprebn`` (n, features) with its own batch statistics.
+    """Batch normalisation of ``hprebn`` with its own batch statistics, per feature (last dim).
 
-    ``unbiased=True`` normalises with the n-1 variance as the notebook does; ``False`` with the
-    biased one as ``torch.nn.BatchNorm1d`` in training mode. Pass ``statistics`` (from
-    ``batch_statistics(hprebn.array, unbiased)``) when you need them too, as BatchNorm1d does
+    ``dim`` names the batch dims: 0 for (n, features) as in the notebook, (0, 1) for
+    (n, length, features) as makemore part 5's BatchNorm1d. ``unbiased=True`` normalises with
+    the n-1 variance as the notebook does; ``False`` with the biased one as
+    ``torch.nn.BatchNorm1d`` in training mode. Pass ``statistics`` (from
+    ``batch_statistics(hprebn.array, unbiased, dim)``) when you need them too, as BatchNorm1d does
     for its running averages.
     """
-    if hprebn.ndim != 2:
-        raise ValueError(f"batchnorm: expected an input of shape (n, features), got {hprebn.shape}")
     if statistics is None:
-        statistics = batch_statistics(hprebn.array, unbiased)
+        statistics = batch_statistics(hprebn.array, unbiased, dim)
+    else:
+        batch_dims(hprebn.shape, dim)
     bnvar_inv = (statistics.bnvar + eps) ** -0.5
     inputs = (hprebn, bngain, bnbias)
     return apply(batchnorm_op, inputs, statistics.bndiff, bnvar_inv, int(unbiased))

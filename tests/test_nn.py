@@ -1,11 +1,13 @@
-"""nn modules against torch, parameter naming and scopes, state dicts, SGD, and a training
-trajectory that follows torch step by step."""
+"""nn modules against torch, parameter naming and scopes, state dicts, SGD, a training
+trajectory that follows torch step by step, nn.Parameter and module registration, and makemore
+part 5's hierarchical model against the lecture's own classes."""
 
 import numpy as np
 import pytest
 from checks import assert_close
 
 import nn
+import nn.functional as F_tape
 import tape
 
 torch = pytest.importorskip("torch")
@@ -297,3 +299,421 @@ def test_training_trajectory_follows_torch_step_by_step():
     ours, theirs = np.array(losses).T
     assert ours[-20:].mean() < ours[:20].mean() - 0.5
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
+
+
+# ---------------------------------------------------------------- Parameter
+
+
+def test_a_parameter_is_a_tensor_that_requires_grad_and_shares_the_data():
+    data = tape.tensor(np.arange(6.0).reshape(2, 3))
+    p = nn.Parameter(data)
+    assert isinstance(p, tape.Tensor) and p.requires_grad and p.is_leaf
+    assert np.shares_memory(p.array, data.array)  # as torch: Parameter(t) is t's storage
+    assert not nn.Parameter(data, requires_grad=False).requires_grad
+    assert nn.Parameter().shape == (0,)
+    assert repr(p).startswith("Parameter containing:\ntensor(")
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(p))
+    assert type(copy) is nn.Parameter and copy.requires_grad
+    np.testing.assert_array_equal(copy.array, p.array)
+
+
+def test_tape_ops_take_parameters_like_any_tensor():
+    g = rng(30)
+    W = nn.Parameter(tape.tensor(g.standard_normal((4, 3))))
+    b = nn.Parameter(tape.tensor(g.standard_normal(3)))
+    table = nn.Parameter(tape.tensor(g.standard_normal((5, 4))))
+    x = table[np.array([0, 3, 3])]  # indexing
+    h = tape.linear(x, W, b) + tape.where(np.array([True, False, True]), b, 0.0)  # fused op, where
+    loss = nn.cross_entropy(h.tanh() @ (W.T @ W), np.array([0, 1, 2]))  # matmul, transpose
+    loss.backward()
+    assert all(p.grad.shape == p.shape for p in (W, b, table))
+    with tape.no_grad():
+        W *= 2  # in place on a parameter, as torch's init code does
+    W.data += -0.1 * W.grad  # the lectures' update
+    assert type(W) is nn.Parameter and W.requires_grad
+
+
+# ---------------------------------------------------------------- Module: registration and calls
+
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(3, 4, generator=rng(31))
+        self.scale = nn.Parameter(tape.tensor(np.ones(4)))
+        self.out = None
+
+    def forward(self, x, shift=0.0):
+        self.out = self.first(x) * self.scale + shift  # an op output kept on the module, as the lectures do
+        return self.out
+
+
+def test_parameters_are_registered_op_outputs_are_not_and_call_passes_args_and_kwargs():
+    model = TwoLayers()
+    x = tape.tensor(rng(32).standard_normal((2, 3)), dtype=tape.float32)
+    out = model(x, shift=1.0)
+    assert model.out is out and out.requires_grad
+    # torch's order: a module's own parameters, then its children's
+    assert [n for n, _ in model.named_parameters()] == ["scale", "first.weight", "first.bias"]
+    assert isinstance(model.first.weight, nn.Parameter) and model.scale.name == "scale"
+    model.scale = None  # a name holds what was assigned last
+    assert [n for n, _ in model.named_parameters()] == ["first.weight", "first.bias"]
+    assert list(model.children()) == [model.first]
+
+
+def test_a_plain_list_of_modules_is_refused_with_a_pointer_to_modulelist():
+    class Listed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Linear(2, 2), nn.Tanh()]
+
+    with pytest.raises(TypeError, match=r"Listed\.layers: a plain list of modules .* use nn\.ModuleList"):
+        Listed()
+
+    class FilledLater(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = []  # empty when assigned: refused when the model is walked
+            self.blocks.append(nn.Linear(2, 2))
+
+    model = FilledLater()
+    with pytest.raises(TypeError, match=r"FilledLater\.blocks: a plain list"):
+        model.parameters()
+    with pytest.raises(TypeError, match=r"use nn\.ModuleDict"):
+        nn.Sequential().heads = {"a": nn.Tanh()}
+    nn.Sequential().sizes = [1, 2]  # plain data is fine
+
+
+def test_modulelist_and_moduledict_register_their_modules():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(2, 3), nn.Linear(3, 2)])
+            self.blocks.append(nn.Tanh())
+            self.heads = nn.ModuleDict({"left": nn.Linear(2, 1)})
+            self.heads["right"] = nn.Linear(2, 1, bias=False)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.heads["left"](x) + self.heads["right"](x)
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == [
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "blocks.1.weight",
+        "blocks.1.bias",
+        "heads.left.weight",
+        "heads.left.bias",
+        "heads.right.weight",
+    ]
+    assert len(net.blocks) == 3 and isinstance(net.blocks[2], nn.Tanh) and len(net.blocks[:2]) == 2
+    assert list(net.heads) == ["left", "right"] and "left" in net.heads
+    assert net(tape.tensor(np.ones((4, 2), np.float32))).shape == (4, 1)
+    net.eval()
+    assert not net.blocks[0].training and not net.heads["right"].training
+    with pytest.raises(TypeError, match="is not a Module"):
+        net.blocks.append(lambda x: x)
+
+
+def test_zero_grad_sets_none_or_zeroes_in_place():
+    model = TwoLayers()
+    model(tape.tensor(np.ones((2, 3), np.float32))).sum().backward()
+    grad = model.scale.grad
+    model.zero_grad(set_to_none=False)
+    assert model.scale.grad is grad and not grad.array.any()
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+# ---------------------------------------------------------------- more modules against torch
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_sigmoid_identity_match_torch(dtype):
+    x = rng(33).standard_normal((4, 5)).astype(dtype)
+    assert_matches_torch(nn.ReLU(), lambda p, x: torch.relu(x), x)
+    assert_matches_torch(nn.Sigmoid(), lambda p, x: torch.sigmoid(x), x)
+    assert_matches_torch(nn.Identity(54, unused=True), lambda p, x: x * 1, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("normalized_shape", [6, (4, 6)])
+def test_layernorm_matches_torch(dtype, normalized_shape):
+    ours = nn.LayerNorm(normalized_shape, eps=1e-5, dtype=dtype)
+    g = rng(34)
+    for p in ours.parameters():
+        p.array[...] = g.standard_normal(p.shape)
+    x = (g.standard_normal((3, 4, 6)) * 2 + 1).astype(dtype)
+    assert_matches_torch(ours, lambda p, x: F.layer_norm(x, ours.normalized_shape, p["weight"], p["bias"]), x)
+    plain = nn.LayerNorm(6, elementwise_affine=False, dtype=dtype)
+    assert plain.parameters() == []
+    assert_matches_torch(plain, lambda p, x: F.layer_norm(x, (6,)), x)
+
+
+def test_dropout_module_follows_train_and_eval():
+    layer = nn.Dropout(0.25)
+    x = tape.tensor(np.ones((100, 100), np.float32))
+    assert layer.eval()(x) is x
+    out = layer.train()(x).array
+    assert abs((out == 0).mean() - 0.25) < 0.02 and set(np.unique(out)) == {0.0, np.float32(1 / 0.75)}
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        nn.Dropout(-0.1)
+    assert repr(layer) == "Dropout(p=0.25, inplace=False)"
+
+
+def test_embedding_refuses_indices_out_of_range_and_keeps_its_padding_row_untrained():
+    table = nn.Embedding(5, 3, padding_idx=0, generator=rng(35))
+    with pytest.raises(IndexError, match=r"embedding: index -1 is out of range .* \(valid: 0 to 4\)"):
+        table(np.array([1, -1]))
+    np.testing.assert_array_equal(table.weight.array[0], 0)
+    table(np.array([[0, 1], [0, 2]])).sum().backward()
+    np.testing.assert_array_equal(table.weight.grad.array[0], 0)
+    np.testing.assert_array_equal(table.weight.grad.array[1], 1)
+
+
+def test_flatten_consecutive_groups_positions_and_squeezes_a_middle_dim_of_one():
+    x = tape.tensor(np.arange(2 * 8 * 3, dtype=np.float32).reshape(2, 8, 3))
+    out = nn.FlattenConsecutive(2)(x)
+    assert out.shape == (2, 4, 6)
+    np.testing.assert_array_equal(out.array[0, 1], [6, 7, 8, 9, 10, 11])  # positions 2 and 3, concatenated
+    assert nn.FlattenConsecutive(8)(x).shape == (2, 24)
+    with pytest.raises(
+        ValueError, match=r"FlattenConsecutive\(3\): .* T a multiple of 3, got shape \(2, 8, 3\)"
+    ):
+        nn.FlattenConsecutive(3)(x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_batchnorm1d_of_3d_input_normalises_over_the_first_two_dims_as_part_5(dtype, unbiased):
+    layer = nn.BatchNorm1d(6, unbiased=unbiased, dtype=dtype)
+    g = rng(36)
+    layer.weight.array[:] = g.standard_normal(6)
+    layer.bias.array[:] = g.standard_normal(6)
+    x = (g.standard_normal((4, 5, 6)) * 3 + 2).astype(dtype)
+
+    def lecture(p, x):
+        mean, var = x.mean((0, 1), keepdim=True), x.var((0, 1), keepdim=True, unbiased=unbiased)
+        return p["weight"] * (x - mean) / torch.sqrt(var + 1e-5) + p["bias"]
+
+    assert_matches_torch(layer, lecture, x)
+    rows = x.astype(np.float64).reshape(-1, 6)
+    assert_close(layer.running_mean, (0.1 * rows.mean(0)).astype(dtype), "running_mean")
+    assert_close(layer.running_var, (0.9 + 0.1 * rows.var(0, ddof=1)).astype(dtype), "running_var")
+    layer.eval()
+    out = layer(tape.tensor(x[:1]))  # one example in evaluation: the running statistics
+    scale = layer.weight.array / np.sqrt(layer.running_var + 1e-5)
+    expected = (x[:1] - layer.running_mean) * scale + layer.bias.array
+    assert_close(out.array, expected.astype(dtype), "evaluation")
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(6\): expected an input \(n, 6\) or \(n, length, 6\)"):
+        layer(tape.tensor(np.zeros((4, 6, 5), dtype)))
+
+
+# ---------------------------------------------------------------- makemore part 5 against the lecture
+
+
+class Lecture:
+    """The lecture's own layers (makemore_part5_cnn1.ipynb), verbatim but for the indentation."""
+
+    class Linear:
+        def __init__(self, fan_in, fan_out, bias=True):
+            self.weight = torch.randn((fan_in, fan_out)) / fan_in**0.5  # note: kaiming init
+            self.bias = torch.zeros(fan_out) if bias else None
+
+        def __call__(self, x):
+            self.out = x @ self.weight
+            if self.bias is not None:
+                self.out += self.bias
+            return self.out
+
+        def parameters(self):
+            return [self.weight] + ([] if self.bias is None else [self.bias])
+
+    class BatchNorm1d:
+        def __init__(self, dim, eps=1e-5, momentum=0.1):
+            self.eps = eps
+            self.momentum = momentum
+            self.training = True
+            # parameters (trained with backprop)
+            self.gamma = torch.ones(dim)
+            self.beta = torch.zeros(dim)
+            # buffers (trained with a running 'momentum update')
+            self.running_mean = torch.zeros(dim)
+            self.running_var = torch.ones(dim)
+
+        def __call__(self, x):
+            # calculate the forward pass
+            if self.training:
+                if x.ndim == 2:
+                    dim = 0
+                elif x.ndim == 3:
+                    dim = (0, 1)
+                xmean = x.mean(dim, keepdim=True)  # batch mean
+                xvar = x.var(dim, keepdim=True)  # batch variance
+            else:
+                xmean = self.running_mean
+                xvar = self.running_var
+            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
+            self.out = self.gamma * xhat + self.beta
+            # update the buffers
+            if self.training:
+                with torch.no_grad():
+                    self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * xmean
+                    self.running_var = (1 - self.momentum) * self.running_var + self.momentum * xvar
+            return self.out
+
+        def parameters(self):
+            return [self.gamma, self.beta]
+
+    class Tanh:
+        def __call__(self, x):
+            self.out = torch.tanh(x)
+            return self.out
+
+        def parameters(self):
+            return []
+
+    class Embedding:
+        def __init__(self, num_embeddings, embedding_dim):
+            self.weight = torch.randn((num_embeddings, embedding_dim))
+
+        def __call__(self, IX):
+            self.out = self.weight[IX]
+            return self.out
+
+        def parameters(self):
+            return [self.weight]
+
+    class FlattenConsecutive:
+        def __init__(self, n):
+            self.n = n
+
+        def __call__(self, x):
+            B, T, C = x.shape
+            x = x.view(B, T // self.n, C * self.n)
+            if x.shape[1] == 1:
+                x = x.squeeze(1)
+            self.out = x
+            return self.out
+
+        def parameters(self):
+            return []
+
+    class Sequential:
+        def __init__(self, layers):
+            self.layers = layers
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            self.out = x
+            return self.out
+
+        def parameters(self):
+            # get parameters of all layers and stretch them out into one list
+            return [p for layer in self.layers for p in layer.parameters()]
+
+
+def hierarchical(lib, vocab_size=27, n_embd=24, n_hidden=128, dtype=np.float32):
+    """The lecture's hierarchical network, from ``nn`` (lib=None) or from the lecture's classes."""
+    if lib is None:
+        g = rng(40)
+        return nn.Sequential(
+            nn.Embedding(vocab_size, n_embd, generator=g, dtype=dtype),
+            nn.FlattenConsecutive(2), nn.Linear(n_embd * 2, n_hidden, bias=False, generator=g, dtype=dtype),
+            nn.BatchNorm1d(n_hidden, dtype=dtype), nn.Tanh(),
+            nn.FlattenConsecutive(2), nn.Linear(n_hidden * 2, n_hidden, bias=False, generator=g, dtype=dtype),
+            nn.BatchNorm1d(n_hidden, dtype=dtype), nn.Tanh(),
+            nn.FlattenConsecutive(2), nn.Linear(n_hidden * 2, n_hidden, bias=False, generator=g, dtype=dtype),
+            nn.BatchNorm1d(n_hidden, dtype=dtype), nn.Tanh(),
+            nn.Linear(n_hidden, vocab_size, generator=g, dtype=dtype),
+        )  # fmt: skip
+    L = Lecture
+    return L.Sequential([
+      L.Embedding(vocab_size, n_embd),
+      L.FlattenConsecutive(2), L.Linear(n_embd * 2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
+      L.FlattenConsecutive(2), L.Linear(n_hidden*2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
+      L.FlattenConsecutive(2), L.Linear(n_hidden*2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
+      L.Linear(n_hidden, vocab_size),
+    ])  # fmt: skip
+
+
+def lecture_twin(model):
+    """The lecture's network holding copies of ``model``'s parameters (in the lecture's order)."""
+    twin = hierarchical(torch)
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            assert mine.shape == tuple(theirs.shape)
+    for layer, source in zip(twin.layers, model.layers):
+        for name in ("weight", "bias"):
+            if getattr(layer, name, None) is not None:
+                setattr(layer, name, torch.tensor(getattr(source, name).array))
+        if isinstance(layer, Lecture.BatchNorm1d):
+            layer.gamma, layer.beta = torch.tensor(source.weight.array), torch.tensor(source.bias.array)
+            layer.running_mean = torch.tensor(source.running_mean)  # in the model's dtype
+            layer.running_var = torch.tensor(source.running_var)
+    for p in twin.parameters():
+        p.requires_grad = True
+    return twin
+
+
+def test_the_part_5_model_flows_shapes_as_the_lecture_and_has_its_76579_parameters():
+    model = hierarchical(None)
+    assert sum(p.nelement() for p in model.parameters()) == 76579  # the lecture prints 76579
+    X = rng(41).integers(0, 27, (32, 8))
+    shapes = []
+    x = X
+    for layer in model.layers:
+        x = layer(x)
+        shapes.append(tuple(x.shape))
+    assert shapes[:5] == [(32, 8, 24), (32, 4, 48), (32, 4, 128), (32, 4, 128), (32, 4, 128)]
+    assert shapes[5:10] == [(32, 2, 256), (32, 2, 128), (32, 2, 128), (32, 2, 128), (32, 256)]
+    assert shapes[10:] == [(32, 128), (32, 128), (32, 128), (32, 27)]
+    model.eval()
+    assert model(X[[7]]).shape == (1, 27)  # the lecture's single-example forward
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_part_5_model_trains_as_the_lectures_own_classes(dtype):
+    """Loss, every gradient and the running statistics equal torch running the lecture's classes,
+    through three of the lecture's SGD steps (``p.data += -lr * p.grad``), then evaluation."""
+    model = hierarchical(None, dtype=dtype)
+    with tape.no_grad():
+        model.layers[-1].weight *= 0.1  # the lecture's "last layer make less confident"
+    twin = lecture_twin(model)
+    parameters, theirs = model.parameters(), twin.parameters()
+    g = rng(42)
+    for _ in range(3):
+        Xb, Yb = g.integers(0, 27, (32, 8)), g.integers(0, 27, 32)
+        loss = F_tape.cross_entropy(model(Xb), Yb)
+        expected = F.cross_entropy(twin(torch.from_numpy(Xb)), torch.from_numpy(Yb))
+        assert_close(loss.array, expected.detach().numpy(), "loss")
+        for p in parameters:
+            p.grad = None
+        for p in theirs:
+            p.grad = None
+        loss.backward()
+        expected.backward()
+        for (name, p), q in zip(model.named_parameters(), theirs):
+            assert_close(p.grad, q.grad.numpy(), f"d{name}")
+        for p in parameters:
+            p.data += -0.1 * p.grad
+        with torch.no_grad():
+            for p in theirs:
+                p.data += -0.1 * p.grad
+    for layer, source in zip(twin.layers, model.layers):
+        if isinstance(layer, Lecture.BatchNorm1d):
+            assert_close(source.running_mean, layer.running_mean.numpy().reshape(-1), "running_mean")
+            assert_close(source.running_var, layer.running_var.numpy().reshape(-1), "running_var")
+    model.eval()
+    for layer in twin.layers:
+        layer.training = False
+    X = g.integers(0, 27, (5, 8))
+    with torch.no_grad():
+        assert_close(model(X).array, twin(torch.from_numpy(X)).numpy(), "evaluation")
