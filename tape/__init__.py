@@ -49,6 +49,7 @@ from tape.elementwise import where
 from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
 from tape.linalg import matmul
 from tape.op import REGISTRY, Op, primitive, unbroadcast
+from tape.predicates import allclose, bincount, equal, histc, histogram, is_tensor, isclose, numel
 from tape.random import Generator, default_generator, initial_seed, manual_seed, seed
 from tape.reductions import MaxResult
 from tape.shapes import cat, pad, stack
@@ -172,19 +173,3 @@ _FUNCTIONS = (
 )
 for _name in _FUNCTIONS:
     globals()[_name] = _function(_name)
-
-
-def numel(x: Tensor) -> int:
-    return x.numel()
-
-
-def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
-    return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
-
-
-def equal(a: Tensor, b: Tensor) -> bool:
-    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
-
-
-def is_tensor(x: object) -> bool:
-    return isinstance(x, Tensor)
