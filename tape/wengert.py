@@ -114,7 +114,6 @@ class no_grad(_Switch):
         return False
 
 
-
 class enable_grad(_Switch):
     """Context manager (and decorator) in which ops are recorded, even inside no_grad."""
 
