@@ -423,33 +423,48 @@ def relu(x):
 relu.defvjp(lambda dout, out: dout * (out > 0))
 
 
-@primitive("clamp", saves=("x", "min", "max"))
+@primitive("clamp", saves=("x", "min", "max"), broadcasts=True)
 def clamp_(x, low, high):
-    """out = min(max(x, low), high); dx = dout where low <= x <= high"""
+    """out = min(max(x, low), high); dx = dout where low <= x <= high; dlow, dhigh = dout where they win"""
     return np.clip(x, low, high), (x, low, high)
 
 
-def dclamp(dout, x, low, high):
-    inside = np.ones(x.shape, dtype=bool)
-    if low is not None:
-        inside &= x >= low
-    if high is not None:
-        inside &= x <= high
+def dclamp_x(dout, x, low, high):
+    # x on a bound keeps the gradient (torch); maximum/minimum would split that tie in half
+    inside = (x >= low) if high is None else (x <= high) if low is None else (x >= low) & (x <= high)
     return dout * inside
 
 
-clamp_.defvjp(dclamp)
+def dclamp_low(dout, x, low, high):
+    # low wins where x < low < high: crossed bounds (low > high) give high everywhere (torch)
+    return dout * ((x < low) if high is None else (x < low) & (low < high))
+
+
+def dclamp_high(dout, x, low, high):
+    # high wins where x > high, and everywhere if the bounds cross; equal bounds below x: nobody (torch)
+    return dout * ((x > high) if low is None else (x > high) | (high < low))
+
+
+clamp_.defvjp(dclamp_x, dclamp_low, dclamp_high)
 
 
 def clamp(self: Tensor, min: Any = None, max: Any = None) -> Tensor:
-    """``x.clamp(min, max)``: number bounds are one entry; tensor bounds use maximum/minimum."""
+    """``x.clamp(min, max)``: numbers or tensors as bounds (broadcast with x), one entry either way."""
     if min is None and max is None:
         raise TypeError("clamp: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = self if min is None else self.maximum(min)
-        return out if max is None else out.minimum(max)
     x = as_float(self) if isinstance(min, float) or isinstance(max, float) else self
-    return apply(clamp_, (x,), min, max)
+    bounds = [
+        None if b is None else b.array if isinstance(b, Tensor) else constant("clamp", b) for b in (min, max)
+    ]
+    x_data = x.array
+    for b in bounds:  # torch's result type of all three: promote x with each bound, then each bound with x
+        x_data = x_data if b is None else promote(x_data, b)[0]
+    low, high = (None if b is None else promote(x_data, b)[1] for b in bounds)
+    try:
+        return run(clamp_, (x, keep(min, low), keep(max, high)), (x_data, low, high), ())
+    except ValueError:
+        shapes = ", ".join(str(np.shape(v)) for v in (x_data, low, high) if v is not None)
+        raise ShapeError(f"clamp: shapes {shapes} cannot be broadcast together") from None
 
 
 def zero_gradient(name: str, function: Callable) -> Op:

@@ -49,7 +49,9 @@ def take_over(self: Tensor) -> Tensor:
 def become(self: Tensor, result: Tensor, name: str) -> None:
     """``self`` is now ``result``: same values, and the output of result's entry."""
     if result.shape != self.shape:
-        raise ShapeError(f"{name}: the result has shape {result.shape}, the tensor changed in place {self.shape}")
+        raise ShapeError(
+            f"{name}: the result has shape {result.shape}, the tensor changed in place {self.shape}"
+        )
     if result.dtype != self.dtype:
         result = result.to(self.dtype)
     self.array, self._rg, self.grad_fn = result.array, result._rg, result.grad_fn
@@ -64,7 +66,9 @@ def write(self: Tensor, values: np.ndarray, name: str) -> None:
             f"{name}: the result has shape {values.shape}, but the tensor changed in place has shape {self.shape}"
         )
     if values.dtype != self.array.dtype and not np.can_cast(values.dtype, self.array.dtype, "same_kind"):
-        raise RuntimeError(f"{name}: result type {values.dtype} can't be cast to the tensor's type {self.array.dtype}")
+        raise RuntimeError(
+            f"{name}: result type {values.dtype} can't be cast to the tensor's type {self.array.dtype}"
+        )
     if not self.array.flags.writeable:
         raise RuntimeError(f"{name}: this tensor is a read-only (expanded) view; clone() it first")
     self.array[...] = values
@@ -164,7 +168,9 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     try:
         select(self.array, steps)[steps[-1]] = value_data
     except (ValueError, IndexError) as e:
-        raise ShapeError(f"index assignment: cannot assign to a tensor of shape {self.shape} at {key!r}: {e}") from None
+        raise ShapeError(
+            f"index assignment: cannot assign to a tensor of shape {self.shape} at {key!r}: {e}"
+        ) from None
     mark_changed_in_place(self.version)
 
 

@@ -50,7 +50,9 @@ def matmul(a: Any, b: Any) -> Tensor:
     try:
         return run(matmul_, (keep(a, a_data), keep(b, b_data)), (a_data, b_data), ())
     except ValueError:
-        raise ShapeError(f"matmul: the batch dimensions of shapes {sa} and {sb} cannot be broadcast together") from None
+        raise ShapeError(
+            f"matmul: the batch dimensions of shapes {sa} and {sb} cannot be broadcast together"
+        ) from None
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:

@@ -44,7 +44,9 @@ def distinct(op: str, dims: tuple[int, ...], dim: Any) -> tuple[int, ...]:
     return dims
 
 
-def reduction_args(op: str, dim: Any, keepdim: bool, axis: Any, keepdims: Any, out: None = None) -> tuple[Any, bool]:
+def reduction_args(
+    op: str, dim: Any, keepdim: bool, axis: Any, keepdims: Any, out: None = None
+) -> tuple[Any, bool]:
     """torch's ``dim``/``keepdim`` or NumPy's ``axis``/``keepdims`` (so ``np.sum(t)`` works too)."""
     if out is not None:
         raise TypeError(f"{op}: out= is not supported")
@@ -97,7 +99,16 @@ def dmean(dout, x_shape, dims, keepdim):
 mean.defvjp(dmean)
 
 
-def sum_method(self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None, dtype: Any = None, out: None = None) -> Tensor:
+def sum_method(
+    self: Tensor,
+    dim: Any = None,
+    keepdim: bool = False,
+    *,
+    axis: Any = None,
+    keepdims: Any = None,
+    dtype: Any = None,
+    out: None = None,
+) -> Tensor:
     dim, keepdim = reduction_args("sum", dim, keepdim, axis, keepdims, out)
     x = self if dtype is None else self.to(dtype)
     if x.array.dtype.kind == "b":
@@ -105,7 +116,16 @@ def sum_method(self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: An
     return apply(sum_, (x,), distinct("sum", reduction_dims("sum", x, dim), dim), keepdim)
 
 
-def mean_method(self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None, dtype: Any = None, out: None = None) -> Tensor:
+def mean_method(
+    self: Tensor,
+    dim: Any = None,
+    keepdim: bool = False,
+    *,
+    axis: Any = None,
+    keepdims: Any = None,
+    dtype: Any = None,
+    out: None = None,
+) -> Tensor:
     dim, keepdim = reduction_args("mean", dim, keepdim, axis, keepdims, out)
     x = self if dtype is None else self.to(dtype)
     if x.array.dtype.kind != "f":
@@ -125,8 +145,9 @@ def var(x, dims, keepdim, correction):
     xmu = x - x.mean(axis=dims, keepdims=True)
     n = count(x.shape, dims) - correction
     with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction: inf or nan, as in torch
-        out = (xmu * xmu).sum(axis=dims, keepdims=keepdim) / max(n, 0)
-    return out, (xmu, n, dims, keepdim)
+        # divide in float64: n itself may not fit a float16 (65,504 is its largest finite value)
+        out = np.asarray((xmu * xmu).sum(axis=dims, keepdims=keepdim) / np.float64(max(n, 0)))
+    return out.astype(x.dtype, copy=False), (xmu, n, dims, keepdim)
 
 
 def dvar(dout, xmu, n, dims, keepdim):
@@ -149,14 +170,36 @@ def variance_args(op: str, x: Tensor, dim: Any, unbiased: Any, correction: Any, 
     return distinct(op, reduction_dims(op, x, dim), dim), bool(keepdim), correction
 
 
-def var_method(self: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
+def var_method(
+    self: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
+) -> Tensor:
     """``x.var(dim, unbiased=True, keepdim=False, correction=None)``: n - 1 by default, as torch."""
     return apply(var, (self,), *variance_args("var", self, dim, unbiased, correction, keepdim))
 
 
-def std_method(self: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None) -> Tensor:
-    """``x.std(...)``: the square root of ``var`` (two entries; the chain rule is exact)."""
-    return var_method(self, dim, unbiased, keepdim, correction=correction).sqrt()
+@primitive("std", saves=("xmu", "out", "n", "dims", "keepdim"))
+def std(x, dims, keepdim, correction):
+    """out = sqrt(var); dx = dvar's formula applied to dout / (2 * out), with 0 where out == 0"""
+    variance, (xmu, n, _, _) = var.forward(x, dims, keepdim, correction)
+    out = np.sqrt(variance)
+    return out, (xmu, out, n, dims, keepdim)
+
+
+def dstd(dout, xmu, out, n, dims, keepdim):
+    # constant values have std 0: torch sends them no gradient, where var().sqrt() would give 0 * inf = nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dvariance = np.where(out == 0, 0, dout / (2 * out))
+    return dvar(dvariance, xmu, n, dims, keepdim)
+
+
+std.defvjp(dstd)
+
+
+def std_method(
+    self: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
+) -> Tensor:
+    """``x.std(dim, unbiased=True, keepdim=False, correction=None)``: the square root of ``var``."""
+    return apply(std, (self,), *variance_args("std", self, dim, unbiased, correction, keepdim))
 
 
 bind(var_method, "var")
@@ -182,7 +225,8 @@ def extremum(name: str, pick: Callable) -> Any:
 
     def vjp(dm, x, m):
         ties = np.isnan(x) if m != m else x == m
-        return ties * (dm / ties.sum(dtype=np.float64).astype(x.dtype))  # a float16 count overflows
+        # divide in float64, then cast: a float16 count overflows to inf past 65,504 ties
+        return ties * (dm.astype(np.float64) / ties.sum()).astype(x.dtype)
 
     return forward.defvjp(vjp)
 
@@ -213,7 +257,15 @@ min_dim = extremum_dim("min")
 
 
 def extremum_method(name: str, whole: Any, along: Any, arg: Callable) -> Callable:
-    def method(self: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None, out: None = None) -> Any:
+    def method(
+        self: Tensor,
+        dim: Any = None,
+        keepdim: Any = None,
+        *,
+        axis: Any = None,
+        keepdims: Any = None,
+        out: None = None,
+    ) -> Any:
         if isinstance(dim, Tensor):  # x.max(y): torch's elementwise maximum
             return self.maximum(dim) if name == "max" else self.minimum(dim)
         dim, keep = reduction_args(name, dim, keepdim or False, axis, keepdims, out)
@@ -271,7 +323,15 @@ bind(arg_method("argmin", np.argmin), "argmin")
 
 
 def logical_reduction(name: str, function: Callable) -> Callable:
-    def method(self: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None, out: None = None) -> Tensor:
+    def method(
+        self: Tensor,
+        dim: Any = None,
+        keepdim: bool = False,
+        *,
+        axis: Any = None,
+        keepdims: Any = None,
+        out: None = None,
+    ) -> Tensor:
         dim, keepdim = reduction_args(name, dim, keepdim, axis, keepdims, out)
         dims = reduction_dims(name, self, dim)
         return wrap(np.asarray(function(self.array, axis=dims, keepdims=keepdim)))

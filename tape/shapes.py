@@ -6,6 +6,7 @@ Each op's forward sits with its VJP; the Tensor methods after it normalise torch
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,9 @@ def permute(self: Tensor, *dims: Any) -> Tensor:
     n = self.array.ndim
     axes = tuple(normalise_dim("permute", self, d) if n else 0 for d in dims)
     if sorted(axes) != list(range(n)):
-        raise ValueError(f"permute: {dims} is not a permutation of the dims of a tensor of shape {self.shape}")
+        raise ValueError(
+            f"permute: {dims} is not a permutation of the dims of a tensor of shape {self.shape}"
+        )
     return apply(transpose, (self,), axes)
 
 
@@ -196,7 +199,10 @@ bind(lambda self, *args, **kwargs: self, "cpu", "contiguous")
 @primitive("gather", saves=("index", "x.shape"), view=True)
 def gather(x, index):
     """out = x[index]; dx = zeros, then dout scatter-added at index (repeats accumulate)"""
-    return x[index], (index, x.shape)
+    out = x[index]
+    if type(out) is not np.ndarray:  # x[1, 2]: NumPy gives a scalar copy, torch a 0-d view
+        out = x[(*(index if type(index) is tuple else (index,)), None)].reshape(())
+    return out, (index, x.shape)
 
 
 def dgather(dout, index, x_shape):
@@ -286,14 +292,21 @@ def getitem(self: Tensor, key: Any) -> Tensor:
 
 def gather_step(x: Tensor, index: Any) -> Tensor:
     try:
-        return apply(gather, (x,), index)
+        out = apply(gather, (x,), index)
     except IndexError as e:
-        raise IndexError(f"gather: cannot index a tensor of shape {x.shape} with {describe_index(index)}: {e}") from None
+        raise IndexError(
+            f"gather: cannot index a tensor of shape {x.shape} with {describe_index(index)}: {e}"
+        ) from None
+    if not np.may_share_memory(out.array, x.array):  # index arrays copy: changing the copy leaves x as it was
+        out.version = [0]
+    return out
 
 
 def describe_index(index: Any) -> str:
     parts = index if isinstance(index, tuple) else (index,)
-    described = (f"{p.dtype} array of shape {p.shape}" if isinstance(p, np.ndarray) else repr(p) for p in parts)
+    described = (
+        f"{p.dtype} array of shape {p.shape}" if isinstance(p, np.ndarray) else repr(p) for p in parts
+    )
     return "[" + ", ".join(described) + "]"
 
 
@@ -303,10 +316,14 @@ bind(getitem, "__getitem__")
 def split(self: Tensor, split_size: Any, dim: int = 0) -> tuple[Tensor, ...]:
     d = normalise_dim("split", self, dim)
     n = self.shape[d]
-    lengths = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) if isinstance(split_size, int) else list(split_size)
+    lengths = (
+        [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
+        if isinstance(split_size, int)
+        else list(split_size)
+    )
     starts = np.cumsum([0, *lengths])
     lead = (slice(None),) * d
-    return tuple(self[(*lead, slice(int(a), int(b)))] for a, b in zip(starts[:-1], starts[1:]))
+    return tuple(self[(*lead, slice(int(a), int(b)))] for a, b in itertools.pairwise(starts))
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -358,12 +375,19 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = [t if isinstance(t, Tensor) else wrap(np.asarray(t)) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
-    tensors = [t for t in tensors if not (t.array.ndim == 1 and t.array.size == 0)] or tensors[:1]
-    d = normalise_dim("cat", tensors[0], dim)
+    # torch joins a 1-D empty tensor to anything (legacy): viewed as empty along dim, it still
+    # gets its (empty) gradient
+    legacy = [t.array.ndim == 1 and t.array.size == 0 for t in tensors]
+    like = next((t for t, empty in zip(tensors, legacy) if not empty), tensors[0])
+    d = normalise_dim("cat", like, dim)
+    empty_shape = like.shape[:d] + (0,) + like.shape[d + 1 :]
+    tensors = [t.view(empty_shape) if empty else t for t, empty in zip(tensors, legacy)]
     dtype = np.result_type(*[t.array.dtype for t in tensors])
     tensors = [t if t.array.dtype == dtype else t.to(dtype) for t in tensors]
     shapes = [t.shape for t in tensors]
-    if any(len(s) != len(shapes[0]) or s[:d] + s[d + 1 :] != shapes[0][:d] + shapes[0][d + 1 :] for s in shapes):
+    if any(
+        len(s) != len(shapes[0]) or s[:d] + s[d + 1 :] != shapes[0][:d] + shapes[0][d + 1 :] for s in shapes
+    ):
         raise ShapeError(f"cat: shapes {shapes} do not match outside dim {dim}")
     return apply(cat_, tuple(tensors), d)
 
@@ -459,7 +483,10 @@ def flip_method(self: Tensor, *dims: Any) -> Tensor:
 def repeat_method(self: Tensor, *repeats: Any) -> Tensor:
     repeats = sizes(repeats)
     if len(repeats) < self.array.ndim:
-        raise ValueError(f"repeat: {len(repeats)} repeats for a tensor of shape {self.shape} (need at least {self.array.ndim})")
+        raise ValueError(
+            f"repeat: {len(repeats)} repeats for a tensor of shape {self.shape} "
+            f"(need at least {self.array.ndim})"
+        )
     return apply(repeat, (self,), tuple(int(r) for r in repeats))
 
 

@@ -1,0 +1,303 @@
+"""In-place ops and index assignment keep torch's promises, and backward refuses stale values.
+
+Without a gradient (grad mode off, or no tensor involved requires one) an in-place op writes
+into the tensor's array, so every view sees it; a leaf that requires grad refuses outside
+no_grad; on a non-leaf the op is recorded and the gradient is torch's. An entry whose saved
+value was changed in place since refuses to backpropagate, naming the op and its tape entry.
+"""
+
+import numpy as np
+import pytest
+from checks import check_torch
+
+import tape
+
+torch = pytest.importorskip("torch")
+
+
+def iadd(x, y):
+    x += y
+    return x
+
+
+def isub(x, y):
+    x -= y
+    return x
+
+
+def imul(x, y):
+    x *= y
+    return x
+
+
+def idiv(x, y):
+    x /= y
+    return x
+
+
+IN_PLACE = {
+    "+=": iadd,
+    "-=": isub,
+    "*=": imul,
+    "/=": idiv,
+    "add_": lambda x, y: x.add_(y),
+    "add_ alpha": lambda x, y: x.add_(y, alpha=-2.0),
+    "sub_": lambda x, y: x.sub_(y),
+    "mul_": lambda x, y: x.mul_(y),
+    "div_": lambda x, y: x.div_(y),
+    "zero_": lambda x, y: x.zero_(),
+    "fill_": lambda x, y: x.fill_(0.25),
+    "clamp_": lambda x, y: x.clamp_(-0.5, 0.5),
+    "clamp_ tensor": lambda x, y: x.clamp_(min=y),
+    "copy_": lambda x, y: x.copy_(y),
+    "exp_": lambda x, y: x.exp_(),
+}
+VALUES = np.array([[0.5, -1.0, 2.0], [1.5, -0.25, 0.75]])
+OTHER = np.array([0.25, 2.0, -0.5])
+
+
+def run_in_place(lib, name, requires_grad, under_no_grad):
+    """x, a view of its second row taken before the op, and what the op returned."""
+    x = lib.tensor(VALUES.copy(), requires_grad=requires_grad)
+    y = lib.tensor(OTHER.copy())
+    row = x[1]
+    if under_no_grad:
+        with lib.no_grad():
+            returned = IN_PLACE[name](x, y)
+    else:
+        returned = IN_PLACE[name](x, y)
+    return x, row, returned
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+@pytest.mark.parametrize(
+    ("requires_grad", "under_no_grad"),
+    [(False, False), (True, True), (False, True)],
+    ids=["no gradient needed", "leaf under no_grad", "under no_grad"],
+)
+def test_in_place_ops_without_a_gradient_write_through_to_views_like_torch(
+    name, requires_grad, under_no_grad
+):
+    ours = run_in_place(tape, name, requires_grad, under_no_grad)
+    theirs = run_in_place(torch, name, requires_grad, under_no_grad)
+    x, row, returned = ours
+    assert returned is x, "an in-place op returns the tensor itself"
+    np.testing.assert_allclose(x.array, theirs[0].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(row.array, theirs[1].detach().numpy(), rtol=1e-6)  # the view saw it
+    assert x.is_leaf and x.requires_grad == requires_grad and x.grad_fn is None
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_a_leaf_that_requires_grad_refuses_in_place_ops_like_torch(name):
+    for lib in (tape, torch):
+        with pytest.raises(RuntimeError, match="leaf"):
+            run_in_place(lib, name, requires_grad=True, under_no_grad=False)
+
+
+@pytest.mark.parametrize("key", [0, (slice(None), 1), np.array([True, False])])
+def test_a_leaf_that_requires_grad_refuses_index_assignment_like_torch(key):
+    for lib in (tape, torch):
+        w = lib.tensor(VALUES.copy(), requires_grad=True)
+        with pytest.raises(RuntimeError, match="leaf"):
+            w[key] = 0.0
+
+
+def test_an_in_place_op_under_no_grad_leaves_a_leaf_a_leaf_with_its_gradient():
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    with tape.no_grad():
+        w -= 0.5 * w.grad
+    assert w.is_leaf and w.requires_grad and w.grad_fn is None
+    np.testing.assert_array_equal(w.array, [0.0, 0.0])
+    np.testing.assert_array_equal(w.grad.array, [2.0, 4.0])
+
+
+@pytest.mark.parametrize("name", [n for n in IN_PLACE if n not in ("zero_", "fill_", "copy_")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_ops_on_a_non_leaf_are_recorded_with_torchs_gradient(name, dtype):
+    def fn(lib, x, y):
+        h = x * 2.0
+        before = id(h)
+        h = IN_PLACE[name](h, y)
+        assert id(h) == before
+        return h * x
+
+    check_torch(fn, VALUES, OTHER, dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ["zero_", "fill_", "copy_"])
+def test_overwriting_a_non_leaf_cuts_the_gradient_to_what_it_held_like_torch(name):
+    def fn(lib, x, y):
+        h = x * 2.0
+        return IN_PLACE[name](h, y * 3.0) * x
+
+    check_torch(fn, VALUES, OTHER)
+
+
+def row_of_zeros_from_x(lib, x):
+    logits = lib.zeros((3, 4), dtype=x.dtype)
+    logits[1] = x * 2.0
+    return logits
+
+
+def element_of_a_product(lib, x):
+    y = x * x
+    y[0] = 0.0
+    return y
+
+
+def mask_of_a_product(lib, x):
+    y = x * x
+    y[x > 0.5] = x[x > 0.5] ** 3
+    return y
+
+
+def broadcast_column(lib, x):
+    y = x.view(4, 1).expand(4, 4) + 0.0
+    y[:, 0] = x[0]
+    return y
+
+
+ASSIGNMENTS = {
+    f.__name__: f for f in (row_of_zeros_from_x, element_of_a_product, mask_of_a_product, broadcast_column)
+}
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_index_assignment_on_a_non_leaf_is_recorded_with_torchs_gradient(name, dtype):
+    checked = check_torch(ASSIGNMENTS[name], np.array([0.25, 1.5, -0.75, 1.0]), dtype=dtype)
+    assert "index_put" in {entry.op.name for entry in tape.wengert_list(checked.out)}
+
+
+def test_setting_an_element_of_exp_gives_the_gradient_of_the_out_of_place_program():
+    # torch refuses y = x.exp(); y[0] = 0 (exp saved y); tape records the assignment out of
+    # place, so exp's saved output is intact and the gradient is the out-of-place program's
+    x = tape.tensor([1.0, 2.0, 3.0], dtype=tape.float64, requires_grad=True)
+    y = x.exp()
+    y[0] = 0.0
+    (y * y).sum().backward()
+    t = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    (torch.cat([torch.zeros(1, dtype=t.dtype), t.exp()[1:]]) ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad.array, t.grad.numpy(), rtol=1e-15)
+
+
+def test_the_notebooks_index_updates_on_tensors_without_gradients_match_torch():
+    Yb = np.array([0, 2, 1, 2])
+    results = []
+    for lib in (tape, torch):
+        dlogits = lib.ones((4, 3)) * 0.5
+        dlogits[range(4), lib.tensor(Yb)] -= 1
+        N = lib.zeros((3, 3), dtype=lib.int32)
+        for ix1, ix2 in [(1, 2), (1, 2), (0, 1)]:
+            N[ix1, ix2] += 1
+        results.append((np.asarray(dlogits), np.asarray(N)))
+    (d_ours, n_ours), (d_theirs, n_theirs) = results
+    np.testing.assert_array_equal(d_ours, d_theirs)
+    np.testing.assert_array_equal(n_ours, n_theirs)
+    assert n_ours.dtype == np.int32
+
+
+def test_an_element_taken_with_ints_is_a_view_as_in_torch():
+    for lib in (tape, torch):
+        x = lib.zeros((2, 3))
+        element = x[1, 2]
+        element += 4.0
+        assert x[1, 2].item() == 4.0
+
+
+# ---------------------------------------------------------------- the version counter
+
+
+def exp_output_scaled(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    with lib.no_grad():
+        y.mul_(2)
+    return y.sum(), y
+
+
+def weight_scaled_after_matmul(lib):
+    W = lib.tensor(np.ones((2, 2)), requires_grad=True)
+    h = lib.tensor(np.ones((3, 2)), requires_grad=True) * 2.0
+    out = (h @ W).sum()
+    with lib.no_grad():
+        W *= 2
+    return out, W
+
+
+def view_of_a_saved_input_changed(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    out = (x * x).sum()
+    with lib.no_grad():
+        x[1:].add_(1.0)
+    return out, x
+
+
+STALE = {
+    "exp's output": (exp_output_scaled, "exp", "its output"),
+    "matmul's weight": (weight_scaled_after_matmul, "matmul", "input 1"),
+    "a view of mul's input": (view_of_a_saved_input_changed, "mul", "input 0"),
+}
+
+
+@pytest.mark.parametrize("name", STALE)
+def test_backward_refuses_a_value_changed_in_place_after_an_entry_saved_it_like_torch(name):
+    make, op, which = STALE[name]
+    out, changed = make(tape)
+    entry = next(e for e in tape.wengert_list(out) if e.op.name == op)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation") as error:
+        out.backward()
+    assert f"{which} of '{op}' (tape entry {entry.index})" in str(error.value)
+    assert str(changed.shape) in str(error.value)
+    out, _ = make(torch)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+
+
+def add_input_changed(lib):
+    a = lib.tensor([1.0, 2.0], requires_grad=True)
+    b = lib.tensor([3.0, 4.0])
+    out = ((a + b) * 3.0).sum()
+    with lib.no_grad():
+        a += 1
+    b += 1
+    return out, a
+
+
+def copy_by_an_index_array_changed(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    out = (x * x).sum()
+    with lib.no_grad():
+        copy = x[[0, 1]]
+        copy += 1
+    return out, x
+
+
+def data_changed(lib):
+    p = lib.tensor([1.0, 2.0], requires_grad=True)
+    out = (p * p).sum()
+    p.data += 1  # .data is not tracked (torch): the gradient reads the new values
+    return out, p
+
+
+@pytest.mark.parametrize("make", [add_input_changed, copy_by_an_index_array_changed, data_changed])
+def test_changing_what_no_entry_saved_backpropagates_like_torch(make):
+    out, x = make(tape)
+    out.backward()
+    out_t, x_t = make(torch)
+    out_t.backward()
+    np.testing.assert_allclose(x.grad.array, x_t.grad.numpy(), rtol=1e-6)
+
+
+def test_an_entry_recorded_after_the_change_backpropagates_like_torch():
+    grads = []
+    for lib in (tape, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 1.0
+        with lib.no_grad():
+            y.mul_(3.0)
+        y.exp().sum().backward()  # exp saved the changed values: nothing is stale
+        grads.append(np.asarray(x.grad))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    np.testing.assert_allclose(grads[0], np.exp([3.0, 6.0]), rtol=1e-6)
