@@ -63,7 +63,8 @@ def write(self: Tensor, values: np.ndarray, name: str) -> None:
     """Copy ``values`` into ``self``'s array (and every view of it), as torch's in-place ops do."""
     if values.shape != self.shape:
         raise ShapeError(
-            f"{name}: the result has shape {values.shape}, but the tensor changed in place has shape {self.shape}"
+            f"{name}: the result has shape {values.shape}, "
+            f"but the tensor changed in place has shape {self.shape}"
         )
     if values.dtype != self.array.dtype and not np.can_cast(values.dtype, self.array.dtype, "same_kind"):
         raise RuntimeError(

@@ -182,10 +182,18 @@ class Tensor:
         return self.array if dtype is None else self.array.astype(dtype, copy=False)
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar("float"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar("int"))
+
+    def _scalar(self, what: str) -> Any:
+        if self.array.size != 1:
+            raise ValueError(
+                f"{what}(): only one-element tensors can be converted to Python scalars, "
+                f"got shape {self.shape}"
+            )
+        return self.array.item()
 
     def __index__(self) -> int:
         if self.array.dtype.kind not in "iu" or self.array.size != 1:
@@ -206,7 +214,11 @@ class Tensor:
     def __format__(self, spec: str) -> str:
         if self.array.ndim == 0:
             return format(self.array.item(), spec)
-        return format(str(self), spec)
+        if spec:  # torch formats only 0-d tensors as numbers
+            raise TypeError(
+                f"unsupported format string {spec!r} for a tensor of shape {self.shape}; use .item()"
+            )
+        return str(self)
 
     def __iter__(self) -> Any:
         if self.array.ndim == 0:
@@ -336,11 +348,16 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
 
 
 def gradient_edges(inputs: tuple) -> tuple:
-    """``(position, tensor)`` for each input that requires a gradient (unrolled for one and two)."""
+    """``(position, tensor, its entry now)`` for each input that requires a gradient.
+
+    The entry is taken now, not at backward: an in-place op may later make the same tensor
+    the output of another entry, and this op's gradient belongs to the value it read.
+    Unrolled for two inputs, the common case.
+    """
     if len(inputs) == 2:
         a, b = inputs
         a_rg = isinstance(a, Tensor) and a._rg
         if isinstance(b, Tensor) and b._rg:
-            return ((0, a), (1, b)) if a_rg else ((1, b),)
-        return ((0, a),) if a_rg else ()
-    return tuple((k, x) for k, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg)
+            return ((0, a, a.grad_fn), (1, b, b.grad_fn)) if a_rg else ((1, b, b.grad_fn),)
+        return ((0, a, a.grad_fn),) if a_rg else ()
+    return tuple((k, x, x.grad_fn) for k, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg)

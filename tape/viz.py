@@ -428,13 +428,8 @@ class _Drawing:
 
 
 def _gradient_positions(entry: Entry) -> set[int]:
-    """The input positions a gradient flows back to: ``entry.edges`` follow the inputs in order."""
-    positions, edges = set(), list(entry.edges)
-    for k, x in enumerate(entry.inputs):
-        if edges and x is edges[0][1]:
-            positions.add(k)
-            edges.pop(0)
-    return positions
+    """The input positions a gradient flows back to (each edge keeps its input's position)."""
+    return {k for k, _, _ in entry.edges}
 
 
 def _gradient_label(op: Op, input_shape: tuple, output_shape: tuple) -> tuple[str, str]:

@@ -54,7 +54,7 @@ class Entry:
         self.op = op
         self.inputs = inputs  # tensors and constants, as the op received them
         self.saved = saved  # what the VJPs read; None once backward has freed it
-        self.edges = edges  # (position, tensor) for each input that requires a gradient
+        self.edges = edges  # (position, tensor, the entry that made it) per input needing a gradient
         self.output = weakref.ref(output)  # weak: the output owns its entry, not the reverse
         self.retain = False  # set by retain_grad(): keep this output's gradient
         self.scope = Mode.scope  # e.g. "Sequential/Linear 2" inside model[2]; for drawing clusters
@@ -189,8 +189,7 @@ def ancestors(roots: Iterable[Any]) -> list[Entry]:
     found = [t.grad_fn for t in roots if t.grad_fn is not None]
     seen = set(found)
     for entry in found:  # grows while we walk it: a breadth-first search without a queue
-        for _, inp in entry.edges:  # an input with an entry always requires grad, so has an edge
-            parent = inp.grad_fn
+        for _, _, parent in entry.edges:  # an input with an entry always requires grad, so has an edge
             if parent is not None and parent not in seen:
                 seen.add(parent)
                 found.append(parent)
@@ -212,12 +211,11 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
         if entry.retain:
             _keep_retained(entry, dout, handed_out)
         vjps, saved = entry.op.vjps, entry.saved
-        for k, inp in entry.edges:
+        for k, inp, parent in entry.edges:
             g = vjps[k](dout, *saved)  # dinput = the input's VJP applied to dout
             x = inp.array
             if g.shape != x.shape or (g.dtype is not x.dtype and g.dtype != x.dtype) or anomaly:
                 g = fit_gradient(entry, k, g, x)
-            parent = inp.grad_fn
             if parent is None:
                 _accumulate(inp, g, handed_out)
             else:

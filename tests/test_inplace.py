@@ -301,3 +301,21 @@ def test_an_entry_recorded_after_the_change_backpropagates_like_torch():
         grads.append(np.asarray(x.grad))
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
     np.testing.assert_allclose(grads[0], np.exp([3.0, 6.0]), rtol=1e-6)
+
+
+READ_BEFORE_THE_CHANGE = {
+    "add then +=": lambda lib, x: (lambda h: ((h + 3), h.add_(1)))(x * 2),
+    "mul then +=": lambda lib, x: (lambda h: ((h * 3), h.add_(1)))(x * 2),
+    "exp then index assignment": lambda lib, x: (lambda h: (h.exp(), h.__setitem__(0, 5.0), h))(x * 2),
+}
+
+
+@pytest.mark.parametrize("name", READ_BEFORE_THE_CHANGE)
+def test_ops_that_read_a_tensor_before_an_in_place_change_send_their_gradient_to_the_old_value(name):
+    program = READ_BEFORE_THE_CHANGE[name]
+
+    def fn(lib, x):
+        parts = program(lib, x)
+        return parts[0].sum() + parts[-1].sum()  # both the earlier reader and the changed tensor
+
+    check_torch(fn, np.array([1.0, 2.0]))

@@ -58,9 +58,19 @@ def test_one_element_tensors_convert_to_python_numbers_like_torch(lib):
         bool(lib.tensor([1.0, 2.0]))
 
 
-def test_converting_a_many_element_tensor_to_a_number_names_its_shape():
-    with pytest.raises(RuntimeError, match=r"one-element.*\(2,\)"):
-        float(tape.tensor([1.0, 2.0]))
+def test_converting_a_many_element_tensor_to_a_number_names_its_shape_with_torchs_error_class():
+    for convert, error in [(float, ValueError), (int, ValueError), (lambda t: t.item(), RuntimeError)]:
+        with pytest.raises(error, match=r"one-element.*\(2,\)"):
+            convert(tape.tensor([1.0, 2.0]))
+        with pytest.raises(error):
+            convert(torch.tensor([1.0, 2.0]))
+
+
+def test_only_a_0_d_tensor_formats_as_a_number_like_torch():
+    assert f"{tape.tensor(1.23456):.2f}" == f"{torch.tensor(1.23456):.2f}" == "1.23"
+    for lib in (tape, torch):
+        with pytest.raises(TypeError):
+            f"{lib.tensor([1.5]):.2f}"
 
 
 def test_np_asarray_shares_the_tensors_memory():
