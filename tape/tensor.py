@@ -284,7 +284,8 @@ def format_array(array: np.ndarray) -> str:
     options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
     if array.dtype.kind != "f" or array.size == 0:
         return np.array2string(array, **options)
-    finite = np.abs(array[np.isfinite(array)]).astype(float64)
+    shown = summarized(array) if array.size > 1000 else array  # torch picks the layout from what it prints
+    finite = np.abs(shown[np.isfinite(shown)]).astype(float64)
     nonzero = finite[finite != 0]
     if finite.size and np.all(finite == np.round(finite)) and finite.max(initial=0) < 1e8:
         spec = "{:.0f}."
@@ -294,11 +295,20 @@ def format_array(array: np.ndarray) -> str:
         spec = "{:.4e}"
     else:
         spec = "{:.4f}"
-    shown = array if array.size <= 1000 else np.concatenate([array.ravel()[:3], array.ravel()[-3:]])
     width = max(len(_number(v, spec)) for v in shown.ravel())
     return np.array2string(
         array, formatter={"float_kind": lambda v: _number(v, spec).rjust(width)}, **options
     )
+
+
+def summarized(array: np.ndarray, edge: int = 3) -> np.ndarray:
+    """The elements a summarised print shows: the first and last ``edge`` along every long axis."""
+    for axis, n in enumerate(array.shape):
+        if n > 2 * edge:
+            array = np.concatenate(
+                [array.take(range(edge), axis), array.take(range(n - edge, n), axis)], axis
+            )
+    return array
 
 
 def _number(v: float, spec: str) -> str:
