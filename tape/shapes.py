@@ -282,6 +282,8 @@ def torch_order(parts: tuple) -> tuple[tuple, tuple] | None:
 
 
 def getitem(self: Tensor, key: Any) -> Tensor:
+    if type(key) is not tuple:  # one part: NumPy's order is torch's
+        return gather_step(self, index_part(key))
     parts = index_parts(key)
     steps = torch_order(parts) or (parts,)
     out = self
@@ -297,9 +299,16 @@ def gather_step(x: Tensor, index: Any) -> Tensor:
         raise IndexError(
             f"gather: cannot index a tensor of shape {x.shape} with {describe_index(index)}: {e}"
         ) from None
-    if not np.may_share_memory(out.array, x.array):  # index arrays copy: changing the copy leaves x as it was
+    if copies(index):  # an index array copies: changing the copy leaves x as it was
         out.version = [0]
     return out
+
+
+def copies(index: Any) -> bool:
+    """Whether NumPy's result for ``index`` is a copy (any array part) rather than a view."""
+    if type(index) is tuple:
+        return any(type(p) is np.ndarray for p in index)
+    return type(index) is np.ndarray
 
 
 def describe_index(index: Any) -> str:

@@ -334,6 +334,8 @@ def wrap(array: Any) -> Tensor:
 
 def apply(op: Op, inputs: tuple, *params: Any) -> Tensor:
     """Run ``op`` on ``inputs`` (tensors and constants) and record it when a gradient can flow."""
+    if len(inputs) == 1 and isinstance(inputs[0], Tensor):  # most ops: skip the comprehension
+        return run(op, inputs, (inputs[0].array,), params)
     return run(op, inputs, [x.array if isinstance(x, Tensor) else x for x in inputs], params)
 
 
@@ -362,9 +364,13 @@ def gradient_edges(inputs: tuple) -> tuple:
 
     The entry is taken now, not at backward: an in-place op may later make the same tensor
     the output of another entry, and this op's gradient belongs to the value it read.
-    Unrolled for two inputs, the common case.
+    Unrolled for one and two inputs, the common cases.
     """
-    if len(inputs) == 2:
+    n = len(inputs)
+    if n == 1:
+        x = inputs[0]
+        return ((0, x, x.grad_fn),) if isinstance(x, Tensor) and x._rg else ()
+    if n == 2:
         a, b = inputs
         a_rg = isinstance(a, Tensor) and a._rg
         if isinstance(b, Tensor) and b._rg:
