@@ -22,7 +22,8 @@ def primitives_table() -> str:
     rows = ["| op | file | forward; VJP | broadcasts |", "|---|---|---|---|"]
     for op in tape.REGISTRY.values():
         where = Path(sys.modules[op.forward.__module__].__file__).name
-        rows.append(f"| `{op.name}` | `{where}` | `{op.doc}` | {'yes' if op.broadcasts else ''} |")
+        doc = op.doc.replace("|", "\\|")  # a bare | would end the table cell, even in code
+        rows.append(f"| `{op.name}` | `{where}` | `{doc}` | {'yes' if op.broadcasts else ''} |")
     return "\n".join([BEGIN, *rows, END])
 
 

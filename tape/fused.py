@@ -20,6 +20,7 @@ from tape.tensor import Tensor, apply
 
 @primitive("linear", saves=("x", "W"))
 def linear_op(x, W, b):
+    """out = x @ W + b; dx = dout @ W.T, dW = x.T @ dout, db = dout.sum(0) (rows of every leading dim)"""
     out = x @ W
     out += b  # in place: the matmul's result is ours
     return out, (x, W)
@@ -55,7 +56,9 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
 
 @primitive("cross_entropy", saves=("counts", "counts_sum", "Yb"))
 def cross_entropy_op(logits, Yb):
-    """The mean negative log-likelihood of the targets ``Yb`` under softmax(logits, dim 1).
+    """loss = -log_softmax(logits)[range(n), Yb].mean(); dlogits = (softmax(logits) - one_hot(Yb)) / n * dloss
+
+    The mean negative log-likelihood of the targets ``Yb`` under softmax(logits, dim 1).
 
     Log-sum-exp with the row maximum subtracted first: exp never overflows, and the
     log-probabilities are exact even where a probability underflows to zero.
@@ -152,7 +155,7 @@ def batch_statistics(hprebn: np.ndarray, unbiased: bool = True, dim: Any = 0) ->
 
 @primitive("batchnorm", saves=("bnraw", "bngain", "bnvar_inv", "bnbias.shape", "correction"))
 def batchnorm_op(hprebn, bngain, bnbias, bndiff, bnvar_inv, correction):
-    """``hpreact = bngain * bnraw + bnbias`` with ``bnraw = (hprebn - bnmean) * bnvar_inv``.
+    """hpreact = bngain * (hprebn - bnmean) * bnvar_inv + bnbias; dhprebn is the notebook's one line
 
     ``bndiff`` and ``bnvar_inv`` come from the batch statistics of ``hprebn`` itself (with
     ``correction`` 1 for the n-1 variance, 0 for the biased one): the VJP differentiates
