@@ -53,7 +53,7 @@ from tape.predicates import allclose, bincount, equal, histc, histogram, is_tens
 from tape.random import Generator, default_generator, initial_seed, manual_seed, seed
 from tape.reductions import MaxResult
 from tape.shapes import cat, pad, stack
-from tape.tensor import ShapeError, Tensor, apply
+from tape.tensor import ShapeError, Size, Tensor, apply
 from tape.wengert import (
     AnomalyError,
     Entry,

@@ -23,6 +23,24 @@ class ShapeError(RuntimeError, ValueError):
     """Operand shapes that do not fit: a RuntimeError as in torch, a ValueError as tape raised before."""
 
 
+class Size(tuple):
+    """A shape: a tuple of ints that prints as torch's does (``tape.Size([32, 3])``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"tape.Size({list(self)})"
+
+    def __str__(self) -> str:  # inside messages, the plain tuple: "shapes (3, 4) and (5, 2)"
+        return tuple.__repr__(self)
+
+    def numel(self) -> int:
+        n = 1
+        for side in self:
+            n *= side
+        return n
+
+
 class Tensor:
     """An ndarray ``array``, its gradient ``grad`` and, for op outputs, its tape entry ``grad_fn``.
 
@@ -127,8 +145,8 @@ class Tensor:
 
     # ------------------------------------------------------------ shape and type
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
+    def shape(self) -> Size:
+        return Size(self.array.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -148,8 +166,8 @@ class Tensor:
     def dim(self) -> int:
         return self.array.ndim
 
-    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
-        return self.array.shape if dim is None else self.array.shape[dim]
+    def size(self, dim: int | None = None) -> Size | int:
+        return Size(self.array.shape) if dim is None else self.array.shape[dim]
 
     def numel(self) -> int:
         return self.array.size
@@ -281,7 +299,13 @@ UFUNC_METHODS = {
 def format_array(array: np.ndarray) -> str:
     """torch's layout: four decimals, or ``1.`` for whole numbers, or scientific for wide ranges,
     every element right-aligned to the widest."""
-    options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
+    options = {
+        "separator": ", ",
+        "prefix": "tensor(",
+        "threshold": 1000,
+        "edgeitems": 3,
+        "max_line_width": 80,
+    }
     if array.dtype.kind != "f" or array.size == 0:
         return np.array2string(array, **options)
     shown = summarized(array) if array.size > 1000 else array  # torch picks the layout from what it prints

@@ -303,3 +303,15 @@ def test_shape_errors_are_runtime_errors_as_in_torch_and_value_errors_as_before(
     assert name in str(error.value) or "shape" in str(error.value)
     with pytest.raises(RuntimeError):
         SHAPE_ERRORS[name](torch)
+
+
+def test_a_shape_is_a_tuple_that_prints_like_torchs_size():
+    shape = tape.zeros(3, 4).shape
+    assert shape == (3, 4) and shape[0] == 3 and isinstance(shape, tuple)
+    assert repr(shape) == repr(torch.zeros(3, 4).shape).replace("torch", "tape") == "tape.Size([3, 4])"
+    assert tape.zeros(3, 4).size() == shape and shape.numel() == 12
+    assert f"{shape}" == "(3, 4)"  # inside error messages, the plain tuple
+
+
+def test_a_tensor_prints_in_lines_as_wide_as_torchs():
+    assert repr(tape.arange(27).view(1, 27)) == repr(torch.arange(27).view(1, 27))
