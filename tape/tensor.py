@@ -304,7 +304,7 @@ def format_array(array: np.ndarray) -> str:
         "prefix": "tensor(",
         "threshold": 1000,
         "edgeitems": 3,
-        "max_line_width": 80,
+        "max_line_width": 81,  # torch wraps at 80 columns after the opening bracket
     }
     if array.dtype.kind != "f" or array.size == 0:
         return np.array2string(array, **options)
