@@ -308,6 +308,10 @@ class WengertList:
     def __init__(self, entries: list[Entry], names: Mapping[str, Any] | None = None) -> None:
         self.entries = entries
         self.names = {id(t): n for n, t in (names or {}).items() if hasattr(t, "grad_fn")}
+        # held here because entries hold their outputs weakly: the root of
+        # print(tape.wengert_list(x @ W)) is a temporary that would be gone before printing
+        self.outputs = [entry.output() for entry in entries]
+        self._position = {e: i for i, e in enumerate(entries)}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -330,10 +334,8 @@ class WengertList:
         return f"leaf{list(value.shape)}"
 
     def __str__(self) -> str:
-        self._position = {e: i for i, e in enumerate(self.entries)}
         rows = [("#", "op", "inputs", "output", "saved for the VJP")]
-        for i, entry in enumerate(self.entries):
-            out = entry.output()
+        for i, (entry, out) in enumerate(zip(self.entries, self.outputs)):
             out_label = f"%{i}"
             if out is not None:
                 named = self.names.get(id(out)) or out.name

@@ -1,79 +1,24 @@
-"""The graph exporter: DOT content, determinism, clusters, parity colours and rendered SVG structure."""
+"""The graph exporter's DOT: content, op parameters, rounded numbers, determinism, clusters, parity.
+
+Rendering (files, formats, Graphviz failures, size limits) is in test_viz_render.py, escaping in
+test_viz_text.py.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import textwrap
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import pytest
+from viz_graphs import edges_from, node_id, node_line, notebook_graph, op_labels, small_model
 
 import tape
-from experiments import notebook
 from tape import viz
 from tape.parity import ParityReport, ParityRow
-
-SVG = "{http://www.w3.org/2000/svg}"
-XLINK = "{http://www.w3.org/1999/xlink}"
-
-# rendering tests run for real in CI (which installs Graphviz); elsewhere they skip without `dot`
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None and not os.environ.get("CI"),
-    reason="Graphviz `dot` is not installed (CI installs it and runs these tests)",
-)
-
-
-def notebook_graph(backward: bool = True, retain: bool = True) -> dict:
-    """The notebook's forward pass (float32), after backward with every intermediate retained."""
-    out = notebook.run(tape)
-    if retain:
-        for t in out.values():
-            if isinstance(t, tape.Tensor) and not t.is_leaf:
-                t.retain_grad()
-    if backward:
-        out["loss"].backward()
-    return out
-
-
-def node_line(dot: str, name: str) -> str:
-    """The DOT statement of the tensor node labelled ``name``."""
-    (line,) = [line for line in dot.splitlines() if f"<B>{name}</B>" in line and "->" not in line]
-    return line
-
-
-def node_id(dot: str, name: str) -> str:
-    return node_line(dot, name).split()[0]
-
-
-def edges_from(dot: str, source: str) -> list[str]:
-    return [line.strip() for line in dot.splitlines() if line.strip().startswith(f"{source} -> ")]
-
-
-def small_model():
-    """A two-layer model recorded inside nested scopes, as nn's Sequential(Linear, Tanh, Linear) does."""
-    g = np.random.default_rng(0)
-    x = tape.tensor(g.standard_normal((8, 4)))
-    w0 = tape.tensor(g.standard_normal((4, 5)), requires_grad=True, name="0.weight")
-    b0 = tape.tensor(g.standard_normal(5), requires_grad=True, name="0.bias")
-    w2 = tape.tensor(g.standard_normal((5, 3)), requires_grad=True, name="2.weight")
-    with tape.scope("Sequential"):
-        with tape.scope("Linear 0"):
-            h = x @ w0 + b0
-        with tape.scope("Tanh 1"):
-            h = h.tanh()
-        with tape.scope("Linear 2"):
-            y = h @ w2
-    loss = (y * y).mean()
-    loss.backward()
-    return locals()
-
 
 # ---------------------------------------------------------------- DOT content
 
@@ -117,8 +62,68 @@ def test_gradient_shape_and_norm_appear_after_backward_only():
     after = notebook_graph()
     dot = viz.to_dot(after["loss"], names=after)
     norm = float(np.linalg.norm(after["W1"].grad.numpy().astype(np.float64)))
-    assert f"∇ (30, 64) ‖∇‖ {norm:.4g}" in node_line(dot, "W1")
+    assert f"∇ (30, 64) ‖∇‖ {norm:.3g}" in node_line(dot, "W1")
     assert "∇ (32, 64) ‖∇‖" in node_line(dot, "hprebn")  # a retained intermediate
+    assert f"‖∇‖ {norm:.5g}" in viz.to_dot(after["loss"], names=after, digits=5)
+
+
+# ---------------------------------------------------------------- op parameters
+
+
+def test_ops_are_labelled_with_their_parameters_while_the_tape_holds_them():
+    out = notebook_graph(retain_graph=True)  # backward keeps what the ops saved
+    labels = op_labels(viz.to_dot(out["loss"], names=out))
+    assert labels == op_labels(viz.to_dot(notebook_graph(backward=False)["loss"]))  # as before backward
+    assert "pow(•, -0.5)" in labels  # bnvar_inv = (bnvar + 1e-5) ** -0.5
+    assert "pow(•, 2)" in labels and "pow(•, -1)" in labels
+    assert labels.count("sum(•, dim=0, keepdim=True)") == 2 and "sum(•, dim=1, keepdim=True)" in labels
+    assert "max_dim(•, dim=1, keepdim=True)" in labels  # not its saved argmax: that is no parameter
+    assert "gather(•, index=int64[32, 3])" in labels  # C[Xb]
+    assert "gather(•, index=(int64[32], int64[32]))" in labels  # logprobs[range(n), Yb]
+    assert "mean(•, dim=0)" in labels  # keepdim=False is the default: not shown
+    assert "tanh" in labels and "matmul" in labels  # nothing to add
+
+
+def test_after_backward_frees_the_tape_ops_say_their_parameters_are_gone():
+    out = notebook_graph()
+    dot = viz.to_dot(out["loss"], names=out)
+    labels = op_labels(dot)
+    assert "sum(•, dim=0, keepdim=True)" in labels  # sum saves no arrays: backward keeps its dims
+    assert "pow(•, -0.5)" not in labels and "pow" in labels
+    (pow_line, *_) = [line for line in dot.splitlines() if 'label="pow"' in line]
+    assert "freed by backward: call backward(retain_graph=True) to draw them" in pow_line
+    (tanh_line,) = [line for line in dot.splitlines() if 'label="tanh"' in line]
+    assert "freed" not in tanh_line  # tanh has no parameters to lose
+
+
+def test_op_parameters_of_other_ops():
+    x = tape.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    ops = [
+        (x.permute(2, 0, 1), "transpose(•, axes=(2, 0, 1))"),
+        (x.flip(0), "flip(•, dim=0)"),
+        (x.cumsum(2), "cumsum(•, dim=2)"),
+        (x.sum(dim=(0, 2)), "sum(•, dim=(0, 2))"),
+        (x[0].tril(1), "tril(•, diagonal=1)"),
+        (x[:, 1:, ::2], "gather(•, index=(:, 1:, ::2))"),
+    ]
+    for t, label in ops:
+        assert label in op_labels(viz.to_dot(t)), (label, op_labels(viz.to_dot(t)))
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_numbers_are_rounded_so_that_rounding_noise_does_not_show():
+    out = notebook_graph()
+    dot = viz.to_dot(out["loss"], names=out)
+    # b1's gradient is batchnorm cancelling it: 7e-09 on one CPU, 6e-09 on another
+    b1 = node_line(dot, "b1")
+    assert "∇ (64,) ‖∇‖ ≈ 0" in b1 and "too small to change the values (it cancelled out" in b1
+    assert np.linalg.norm(out["b1"].grad.numpy()) < 1e-7
+    # a mean that cancels out (bndiff = hprebn - its mean) is 0 to the precision of its values
+    assert "value: mean 0, std 1.53," in node_line(dot, "bndiff")
+    assert f"= {out['loss'].item():.3g}<" in node_line(dot, "loss")  # 0-d values: 3 significant digits
+    assert "‖∇‖ ≈ 0" not in node_line(dot, "W1")
 
 
 def test_leaves_parameters_and_intermediates_look_different():
@@ -149,9 +154,10 @@ def test_tooltips_carry_value_and_gradient_statistics():
     w1 = out["W1"]
     tooltip = re.search(r'tooltip="([^"]*)"', node_line(dot, "W1")).group(1)
     value, grad = w1.array.astype(np.float64), w1.grad.numpy().astype(np.float64)
-    assert f"value: mean {value.mean():.4g}, std {value.std():.4g}" in tooltip
-    assert f"min {value.min():.4g}, max {value.max():.4g}" in tooltip
-    assert f"grad: mean {grad.mean():.4g}, std {grad.std():.4g}" in tooltip
+    # the mean to 3 digits of the largest magnitude (1.11: two decimals), the rest to 3 digits
+    assert f"value: mean {value.mean():.2f}, std {value.std():.3g}" in tooltip
+    assert f"min {value.min():.3g}, max {value.max():.3g}" in tooltip
+    assert f"grad: mean {grad.mean():.4f}, std {grad.std():.3g}" in tooltip
 
 
 def test_the_exporter_does_not_change_the_tape():
@@ -170,6 +176,23 @@ def test_the_exporter_does_not_change_the_tape():
             np.testing.assert_array_equal(t.grad, g)
         np.testing.assert_array_equal(t.array, d)
     assert all(not e.retain for e in entries)
+
+
+def test_the_exporter_reads_no_private_field_of_another_module():
+    import ast
+
+    for module in Path(viz.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                assert isinstance(node.value, ast.Name) and node.value.id == "self", (module.name, node.attr)
+            if isinstance(node, ast.ImportFrom) and node.module and not node.module.startswith("tape.viz"):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private, (module.name, node.module, private)
 
 
 def test_a_leaf_root_is_one_node():
@@ -191,7 +214,7 @@ def test_same_program_gives_byte_identical_dot_in_two_processes(tmp_path):
         """
         import sys
         sys.path.insert(0, sys.argv[1])
-        from test_viz import notebook_graph, small_model
+        from viz_graphs import notebook_graph, small_model
         from tape import viz
         out = notebook_graph()
         m = small_model()
@@ -286,68 +309,3 @@ def test_parity_report_colours_matching_gradients_green_and_wrong_ones_red():
     b1 = node_line(dot, "b1")
     assert f'fillcolor="{viz.COLOURS["parity_bad"]}"' in b1 and "DOES NOT match torch, maxdiff 0.5" in b1
     assert f'fillcolor="{viz.COLOURS["parameter"]}"' in node_line(dot, "W2")  # no row: usual colour
-
-
-# ---------------------------------------------------------------- rendering
-
-
-@needs_dot
-def test_rendered_svg_has_a_node_per_dot_node_with_titles_text_and_tooltips(tmp_path):
-    out = notebook_graph()
-    path = viz.render(out["loss"], tmp_path / "graph.svg", names=out)
-    assert path == tmp_path / "graph.svg"
-    dot = (tmp_path / "graph.dot").read_text()
-    root = ET.parse(path).getroot()
-    nodes = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
-    dot_nodes = re.findall(r"^\s*(\w+) \[label=", dot, flags=re.MULTILINE)
-    assert sorted(n.find(f"{SVG}title").text for n in nodes) == sorted(dot_nodes)
-    texts = {t.text for t in root.iter(f"{SVG}text")}
-    assert {"W1", "b1", "hprebn", "loss", "matmul", "∇ (64,) = Σ (32, 64)"} <= texts
-    tooltips = [a.get(f"{XLINK}title") for a in root.iter(f"{SVG}a")]
-    assert any(t and t.startswith("W1: float32 (30, 64)") and "\ngrad: mean" in t for t in tooltips)
-    edges = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge"]
-    assert len(edges) == len(re.findall(r" -> ", dot))
-
-
-@needs_dot
-def test_rendered_collapsed_svg_and_other_formats(tmp_path):
-    m = small_model()
-    svg = viz.render(m["loss"], tmp_path / "model.svg", collapse_modules=True, title="a small model")
-    root = ET.parse(svg).getroot()
-    texts = {t.text for t in root.iter(f"{SVG}text")}
-    assert {"Linear 0", "Tanh 1", "Linear 2", "a small model"} <= texts
-    png = viz.render(m["loss"], tmp_path / "model.png", format="png")
-    assert png.read_bytes().startswith(b"\x89PNG")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.dot", "model.png", "model.svg"]
-    umask = os.umask(0)
-    os.umask(umask)
-    for written in tmp_path.iterdir():  # the usual permissions, not a temporary file's 0600
-        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written
-
-
-def test_missing_graphviz_raises_how_to_install_and_still_writes_the_dot_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    m = small_model()
-    with pytest.raises(viz.GraphvizNotFoundError) as caught:
-        viz.render(m["loss"], tmp_path / "out" / "graph.svg")
-    message = str(caught.value)
-    assert "apt-get install graphviz" in message and "brew install graphviz" in message
-    assert "https://graphviz.org/download/" in message
-    written = tmp_path / "out" / "graph.dot"
-    assert written.read_text() == viz.to_dot(m["loss"])
-    assert sorted(p.name for p in written.parent.iterdir()) == ["graph.dot"]  # no temp files left
-
-
-@needs_dot
-def test_a_failing_dot_leaves_no_partial_output(tmp_path, monkeypatch):
-    m = small_model()
-    monkeypatch.setattr(viz, "to_dot", lambda *args, **kwargs: "digraph { a -> }")  # a syntax error
-    with pytest.raises(RuntimeError, match=r"`dot -Tsvg` failed on .*graph\.dot:\n.*syntax error"):
-        viz.render(m["loss"], tmp_path / "graph.svg")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.dot"]
-
-
-def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(ValueError, match=r"render: unknown format 'nosuchformat'; Graphviz writes \[.*'svg'"):
-        viz.render(small_model()["loss"], tmp_path / "graph.x", format="nosuchformat")
-    assert not list(tmp_path.iterdir())
