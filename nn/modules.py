@@ -199,6 +199,11 @@ class Module:
         everything matches.
         """
         targets = self._state_arrays()
+        for name in state:
+            if not isinstance(name, str):  # else a TypeError from joining the names, saying nothing
+                raise TypeError(
+                    f"load_state_dict: keys must be strings, got {name!r} ({type(name).__name__})"
+                )
         values = {name: v.array if isinstance(v, Tensor) else np.asarray(v) for name, v in state.items()}
         problems = []
         if missing := [name for name in targets if name not in values]:

@@ -368,7 +368,7 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     a common dtype where the op needs one), then, if some input requires a gradient and grad
     mode is on, one entry on the Wengert list with an edge per such input. The sweep hands
     each input its gradient in its own dtype."""
-    out_array, saved = op.forward(*arrays, *params)
+    out_array, saved = op.forward(*arrays, *params) if params else op.forward(*arrays)
     out = wrap(out_array)
     if op.view:
         out.version = inputs[0].version  # a view: an in-place change to either is a change to both

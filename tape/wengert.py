@@ -207,7 +207,8 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     anomaly = Mode.anomaly
     for entry in reversed(ancestors((root,))):
         dout = grads.pop(entry)  # every gradient that reaches this entry's output, summed
-        check_saved(entry)
+        if entry.saved is None or entry.epoch != _mutations[0]:
+            check_saved(entry)  # freed, or something changed in place since it was recorded
         if entry.retain:
             _keep_retained(entry, dout, handed_out)
         vjps, saved = entry.op.vjps, entry.saved

@@ -1,0 +1,156 @@
+"""The training loop for any nn model on random batches: SGD steps, checkpoints, a clean stop on
+Ctrl-C or SIGTERM, and a stop at the first non-finite loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import nn
+from experiments.makemore.checkpoint import Run, Saver
+from experiments.makemore.data import Examples
+from experiments.makemore.progress import Progress
+
+EXPLODED = 10.0  # a loss this many times the session's first is worth a warning
+
+
+class Outcome(enum.Enum):
+    FINISHED = "finished"  # all the steps are done
+    PAUSED = "paused"  # stopped on purpose at Schedule.end
+    STOPPED = "stopped"  # by a signal, after saving
+    DIVERGED = "diverged"  # a non-finite loss or parameter; nothing saved from that step
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    signal: int | None = None  # STOPPED: which
+    loss: float | None = None  # DIVERGED: the loss (None: the loss was finite, a parameter was not)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    steps: int  # the run's length
+    end: int  # where this session stops (a pause before ``steps``)
+    batch_size: int
+    learning_rate: Callable[[int], float]  # of the step
+    checkpoint_every: int
+
+
+def train(run: Run, examples: Examples, schedule: Schedule, saver: Saver, progress: Progress) -> Result:
+    """SGD on cross-entropy from ``run.step`` to ``schedule.end``, saving along the way."""
+    trainer = _Trainer(run, examples, schedule, saver, progress)
+    try:
+        # a diverging run's overflows are caught by the finite-loss check, which says so in one
+        # line: NumPy's warnings about them would only clutter it
+        with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return trainer.loop(stop)
+    finally:
+        progress.close()
+
+
+class _Trainer:
+    """One session of training: the optimizer, and the losses not yet saved."""
+
+    def __init__(self, run: Run, examples: Examples, schedule: Schedule, saver: Saver, progress: Progress):
+        self.run = run
+        self.examples = examples
+        self.schedule = schedule
+        self.saver = saver
+        self.progress = progress
+        self.optimizer = nn.SGD(run.model.parameters(), lr=schedule.learning_rate(run.step))
+        self.losses: list[float] = []  # since the last save
+        self.first_loss: float | None = None
+        self.began = time.perf_counter()
+
+    def loop(self, stop: StopOnSignal) -> Result:
+        run, schedule = self.run, self.schedule
+        for step in range(run.step, schedule.end):
+            loss = self.step(step)
+            if not math.isfinite(loss):
+                return Result(Outcome.DIVERGED, loss=loss)
+            self.losses.append(loss)
+            run.step = step + 1
+            self.watch(step, loss)
+            self.progress.update(run.step, loss)
+            if run.step % schedule.checkpoint_every == 0 or run.step == schedule.end or stop.signal:
+                if not _finite(run.model):
+                    return Result(Outcome.DIVERGED)
+                self.save()
+                if stop.signal:
+                    return Result(Outcome.STOPPED, signal=stop.signal)
+        return Result(Outcome.FINISHED if run.step == schedule.steps else Outcome.PAUSED)
+
+    def step(self, step: int) -> float:
+        """One SGD step; its loss. A non-finite loss is not stepped on."""
+        rows = self.run.rng.integers(0, len(self.examples), self.schedule.batch_size)
+        Xb, Yb = self.examples.batch(rows)
+        loss = nn.cross_entropy(self.run.model(Xb), Yb)
+        value = loss.item()
+        if math.isfinite(value):
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.lr = self.schedule.learning_rate(step)
+            self.optimizer.step()
+        return value
+
+    def watch(self, step: int, loss: float) -> None:
+        """Warn once when the loss explodes: a learning rate too high shows within a few steps."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        elif loss > EXPLODED * self.first_loss and self.first_loss > 0:
+            self.progress.note(
+                f"warning: the loss is {loss:.4g} at step {step}, over {EXPLODED:g}x its "
+                f"{self.first_loss:.4g} at the start: the learning rate "
+                f"({self.schedule.learning_rate(step):g}) may be too high"
+            )
+            self.first_loss = math.inf  # once is enough
+
+    def save(self) -> None:
+        now = time.perf_counter()
+        self.run.seconds += now - self.began
+        self.began = now
+        self.saver.save(self.run, np.array(self.losses, dtype=np.float32))
+        self.losses.clear()
+
+
+def _finite(model: nn.Module) -> bool:
+    arrays = [p.array for p in model.parameters()] + [array for _, array in model.named_buffers()]
+    return all(np.isfinite(array).all() for array in arrays)
+
+
+class StopOnSignal:
+    """Ctrl-C or SIGTERM asks the loop to stop after the current step (and save); a second one
+    stops at once (KeyboardInterrupt).
+
+    Stopping between steps matters: a stop in the middle of the SGD update would leave half the
+    parameters updated, and a checkpoint of that could not resume bit for bit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
