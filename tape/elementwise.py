@@ -34,6 +34,21 @@ def binary(op: Op, reflected: bool = False, true_division: bool = False) -> Call
     """The Tensor method of a binary op (``a.add(b)``, ``a + b``; reflected: ``b + a``)."""
 
     def method(self: Tensor, other: Any) -> Tensor:
+        x = self.array
+        if x.dtype.kind == "f" and (
+            type(other) is float or (type(other) is Tensor and other.array.dtype is x.dtype)
+        ):
+            # the common cases need no promotion: float tensors of one dtype, or a float and a Python float
+            arrays = (x, other if type(other) is float else other.array)
+            try:
+                return run(
+                    op,
+                    (other, self) if reflected else (self, other),
+                    arrays[::-1] if reflected else arrays,
+                    (),
+                )
+            except ValueError:
+                pass  # shapes that do not broadcast: the general path below names them
         a, b = (other, self) if reflected else (self, other)
         a_data, b_data = operands(op.name, a, b)
         if true_division and not (is_floating(a_data) or is_floating(b_data)):
