@@ -1,11 +1,11 @@
-"""What the makemore experiment's tests share: a small names file, a small model, and readers
+"""What the makemore experiments' tests share: a small names file, a small model, and readers
 of a run's files."""
 
 import random
 
 import numpy as np
 
-from experiments import makemore_mlp
+from experiments import makemore_mlp, makemore_wavenet
 from experiments.makemore.checkpoint import LossLog
 
 SMALL = ["--batch-size", "8", "--n-embd", "4", "--n-hidden", "16", "--seed", "3"]
@@ -32,3 +32,11 @@ def load(path):
 
 def losses(out):
     return LossLog(out / "losses.f32").read()
+
+
+WAVENET_SMALL = ["--batch-size", "8", "--n-embd", "4", "--n-hidden", "16", "--block-size", "8", "--seed", "3"]
+
+
+def run_wavenet(names, out, *args):
+    """The WaveNet command in this process, on a small model: its exit code."""
+    return makemore_wavenet.main(["--data", str(names), "--out", str(out), *WAVENET_SMALL, *args])

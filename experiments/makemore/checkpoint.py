@@ -27,6 +27,7 @@ from tape.atomic import atomic_path
 CHECKPOINT = "checkpoint.npz"
 LOSSES = "losses.f32"
 FORMAT = 2  # 1 held the loss history inside the checkpoint, and neither the data's hash nor a format
+FIRST = "makemore_mlp"  # the experiment of a checkpoint that does not name one: the first, the only one then
 
 
 class CheckpointError(UsageError):
@@ -40,12 +41,18 @@ class Checkpoint:
     options: dict[str, Any]  # everything needed to continue the run: JSON values
     rng_state: dict[str, Any]  # the batch generator's bit_generator.state
     model_state: dict[str, np.ndarray]
+    experiment: str = FIRST  # which command made it (``Experiment.name``)
 
 
 def capture(
-    model: nn.Module, rng: np.random.Generator, step: int, seconds: float, options: dict[str, Any]
+    model: nn.Module,
+    rng: np.random.Generator,
+    step: int,
+    seconds: float,
+    options: dict[str, Any],
+    experiment: str = FIRST,
 ) -> Checkpoint:
-    return Checkpoint(step, seconds, dict(options), rng.bit_generator.state, model.state_dict())
+    return Checkpoint(step, seconds, dict(options), rng.bit_generator.state, model.state_dict(), experiment)
 
 
 def write(path: Path, checkpoint: Checkpoint) -> None:
@@ -55,6 +62,7 @@ def write(path: Path, checkpoint: Checkpoint) -> None:
     arrays["seconds"] = np.array(checkpoint.seconds, dtype=np.float64)
     arrays["options"] = np.array(json.dumps(checkpoint.options))
     arrays["rng"] = np.array(json.dumps(checkpoint.rng_state))
+    arrays["experiment"] = np.array(checkpoint.experiment)
     with atomic_path(path) as temporary, open(temporary, "wb") as f:
         np.savez(f, **arrays)
 
@@ -79,6 +87,7 @@ def read(path: Path) -> Checkpoint:
         options=_json_object(fields, "options", path),
         rng_state=_json_object(fields, "rng", path),
         model_state={key.removeprefix("model/"): v for key, v in arrays.items() if key.startswith("model/")},
+        experiment=_name(fields, "experiment", path) if "experiment" in fields else FIRST,
     )
     if checkpoint.step < 0 or not (math.isfinite(checkpoint.seconds) and checkpoint.seconds >= 0):
         raise CheckpointError(f"{path} holds step {checkpoint.step} and {checkpoint.seconds} seconds")
@@ -103,6 +112,13 @@ def _scalar(fields: dict[str, np.ndarray], key: str, kind: str, path: Path) -> A
     if value.shape != () or value.dtype.kind not in kind:
         raise CheckpointError(f"{path}: {key} is {value.dtype}{list(value.shape)}, expected a number")
     return value.item()
+
+
+def _name(fields: dict[str, np.ndarray], key: str, path: Path) -> str:
+    value = fields[key]
+    if value.shape != () or value.dtype.kind != "U":
+        raise CheckpointError(f"{path}: {key} is {value.dtype}{list(value.shape)}, expected a name")
+    return str(value.item())
 
 
 def _json_object(fields: dict[str, np.ndarray], key: str, path: Path) -> dict[str, Any]:
@@ -179,8 +195,9 @@ class Run:
 class Saver:
     """Saves a run into ``directory``: its new losses appended to the log, then the checkpoint."""
 
-    def __init__(self, directory: Path, options: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, options: dict[str, Any], experiment: str = FIRST) -> None:
         self.path, self.log, self.options = directory / CHECKPOINT, LossLog(directory / LOSSES), options
+        self.experiment = experiment
 
     def save(self, run: Run, losses: np.ndarray) -> None:
         """Save ``run``, whose steps since the last save had the losses ``losses``."""
@@ -192,7 +209,8 @@ class Saver:
         except OSError as e:
             raise write_failed(self.log.path, e, kept) from None
         try:
-            write(self.path, capture(run.model, run.rng, run.step, run.seconds, self.options))
+            checkpoint = capture(run.model, run.rng, run.step, run.seconds, self.options, self.experiment)
+            write(self.path, checkpoint)
         except OSError as e:
             raise write_failed(self.path, e, kept) from None
         run.saved_step = run.step

@@ -16,17 +16,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments.makemore import checkpoint, data, evaluation, loop, model, options, report, rundir
+from experiments.makemore import checkpoint, data, evaluation, loop, options, report, rundir
 from experiments.makemore.checkpoint import CHECKPOINT, LOSSES, Checkpoint, Run, Saver
 from experiments.makemore.errors import DIVERGED, FAILED, ExperimentError, UsageError
+from experiments.makemore.model import MLP, Experiment
 from experiments.makemore.options import Options, Request
 from experiments.makemore.progress import Progress
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command with ``argv`` (default: sys.argv); the exit code."""
+def main(argv: Sequence[str] | None = None, experiment: Experiment = MLP) -> int:
+    """Run ``experiment``'s command with ``argv`` (default: sys.argv); the exit code."""
     try:
-        return execute(options.parse(argv))
+        return execute(options.parse(argv, experiment))
     except ExperimentError as e:
         return _error(str(e), e.code)
     except MemoryError:
@@ -56,14 +57,14 @@ def execute(request: Request) -> int:
     with rundir.claim(request.out) as out:
         plan = _plan(request, out)
         names = _names(plan)
-        splits = _examples(names, plan.options)
-        saver = Saver(out.path, _saved_options(plan.options, names.sha256))
-        run = _start(plan, saver)
+        splits = _examples(names, plan.options, request.experiment)
+        saver = Saver(out.path, _saved_options(plan.options, names.sha256), request.experiment.name)
+        run = _start(plan, saver, request.experiment)
         out.check_writable()
         if request.overwrite:
             out.remove_run()
         _announce(run, plan, names, splits, out)
-        schedule = _schedule(plan.options, request.pause_at)
+        schedule = _schedule(plan.options, request.pause_at, request.experiment)
         result = loop.train(run, splits["train"], schedule, saver, Progress(schedule.steps, run.step))
         return _conclude(result, run, splits, plan.options, saver, request)
 
@@ -74,7 +75,7 @@ def execute(request: Request) -> int:
 def _plan(request: Request, out: rundir.OutputDir) -> Plan:
     present, foreign = out.contents()
     if request.overwrite:
-        return Plan(Options(**request.given))
+        return Plan(request.new_options())
     if foreign:
         raise UsageError(
             f"--out {out} holds files this experiment did not write ({_few(foreign)}): choose a new or "
@@ -94,7 +95,7 @@ def _plan(request: Request, out: rundir.OutputDir) -> Plan:
         )
     if request.resume:
         print(f"--resume: no checkpoint in {out}, starting a new run")
-    return Plan(Options(**request.given))
+    return Plan(request.new_options())
 
 
 def _few(names: list[str]) -> str:
@@ -104,16 +105,21 @@ def _few(names: list[str]) -> str:
 def _resume(request: Request, out: rundir.OutputDir) -> Plan:
     path = out / CHECKPOINT
     saved = checkpoint.read(path)
-    stored, data_sha256 = options.saved(saved.options, path)
+    if saved.experiment != request.experiment.name:
+        raise UsageError(
+            f"--out {out} holds a run of python -m experiments.{saved.experiment}, not of this command: "
+            f"continue it with that command, or choose another --out"
+        )
+    stored, data_sha256 = options.saved(saved.options, path, request.experiment)
     resumed = options.resumed(stored, request.given, saved.step, out.path)
     options.check_pause(request.pause_at, saved.step)
-    _note_schedule_change(stored, resumed, saved.step)
+    _note_schedule_change(stored, resumed, saved.step, request.experiment)
     return Plan(resumed, saved, data_sha256)
 
 
-def _note_schedule_change(stored: Options, resumed: Options, step: int) -> None:
+def _note_schedule_change(stored: Options, resumed: Options, step: int, experiment: Experiment) -> None:
     """Say so when an extended run's past steps differ from a new run of its new length."""
-    old_decay, new_decay = stored.steps // 2, resumed.steps // 2
+    old_decay, new_decay = experiment.decay_step(stored.steps), experiment.decay_step(resumed.steps)
     if old_decay < min(step, new_decay):
         print(
             f"note: steps {old_decay} to {min(step, new_decay)} were taken at --lr {stored.lr / 10:g} "
@@ -132,19 +138,19 @@ def _names(plan: Plan) -> data.Names:
     return names
 
 
-def _examples(names: data.Names, opts: Options) -> dict[str, data.Examples]:
+def _examples(names: data.Names, opts: Options, experiment: Experiment) -> dict[str, data.Examples]:
     parts = data.split(names)
     data.check_split(parts, opts.data)
     rows = int(names.lengths.sum()) + len(names)
-    _check_memory(opts, examples_bytes=rows * (opts.block_size + 1))
+    _check_memory(opts, rows * (opts.block_size + 1), experiment)
     return {name: data.examples(part, opts.block_size) for name, part in zip(data.SPLITS, parts)}
 
 
-def _check_memory(opts: Options, examples_bytes: int) -> None:
+def _check_memory(opts: Options, examples_bytes: int, experiment: Experiment) -> None:
     """Refuse sizes that cannot fit, before allocating them (an overcommitting OS would let the
     allocation through and kill the process later)."""
     rows = max(opts.batch_size, evaluation.CHUNK)
-    needed = examples_bytes + model.memory_needed(
+    needed = examples_bytes + experiment.memory_needed(
         data.vocab_size, opts.n_embd, opts.block_size, opts.n_hidden, rows
     )
     available = _physical_memory()
@@ -168,11 +174,11 @@ def _saved_options(opts: Options, data_sha256: str) -> dict[str, object]:
     return dataclasses.asdict(opts) | {"data": os.path.abspath(opts.data), "data_sha256": data_sha256}
 
 
-def _start(plan: Plan, saver: Saver) -> Run:
+def _start(plan: Plan, saver: Saver, experiment: Experiment) -> Run:
     opts = plan.options
     rng = np.random.default_rng(opts.seed)
-    mlp = model.build_mlp(data.vocab_size, opts.n_embd, opts.block_size, opts.n_hidden, rng)
-    run = Run(mlp, rng)
+    net = experiment.build(data.vocab_size, opts.n_embd, opts.block_size, opts.n_hidden, rng)
+    run = Run(net, rng)
     if plan.checkpoint is not None:
         saver.resume(run, plan.checkpoint)
     return run
@@ -191,12 +197,12 @@ def _announce(
     )
 
 
-def _schedule(opts: Options, pause_at: int | None) -> loop.Schedule:
+def _schedule(opts: Options, pause_at: int | None, experiment: Experiment) -> loop.Schedule:
     return loop.Schedule(
         steps=opts.steps,
         end=opts.steps if pause_at is None else min(pause_at, opts.steps),
         batch_size=opts.batch_size,
-        learning_rate=model.notebook_learning_rate(opts.lr, opts.steps),
+        learning_rate=experiment.learning_rate(opts.lr, opts.steps),
         checkpoint_every=opts.checkpoint_every,
     )
 
@@ -212,7 +218,7 @@ def _conclude(
     saver: Saver,
     request: Request,
 ) -> int:
-    resume = f"{options.PROG} --resume --out {shlex.quote(str(request.out))}"
+    resume = f"{request.experiment.prog} --resume --out {shlex.quote(str(request.out))}"
     if result.outcome is loop.Outcome.DIVERGED:
         raise ExperimentError(_diverged(result, run, opts), DIVERGED)
     if result.outcome is loop.Outcome.STOPPED:
@@ -222,7 +228,9 @@ def _conclude(
     if result.outcome is loop.Outcome.PAUSED:
         print(f"paused at step {run.step}; the checkpoint is saved. Continue with: {resume}")
         return 0
-    report.write_results(run, splits, opts, saver, request.graph_timeout)
+    decay = request.experiment.decay_step(opts.steps)
+    title = f"makemore {request.experiment.short_name} on names.txt"
+    report.write_results(run, splits, opts, saver, request.graph_timeout, lr_decay_step=decay, title=title)
     return 0
 
 

@@ -20,23 +20,28 @@ def calibrate_batchnorm(model: nn.Sequential, examples: data.Examples, chunk: in
 
     The notebook's calibration after training: the running averages lag the trained weights.
     Two passes over chunks (mean, then variance about it) keep memory small and the variance exact.
+    A batchnorm of (n, length, features) normalises over n and length: so are its statistics taken.
     """
     model.eval()
     for i, layer in enumerate(model):
         if isinstance(layer, nn.BatchNorm1d):
             with tape.no_grad():
-                mean = sum(x.sum(0) for x in _outputs(model.layers[:i], examples, chunk)) / len(examples)
+                total, rows = 0, 0
+                for x in _outputs(model.layers[:i], examples, chunk):
+                    total, rows = total + x.sum(0), rows + len(x)
+                mean = total / rows
                 var = sum(((x - mean) ** 2).sum(0) for x in _outputs(model.layers[:i], examples, chunk))
             layer.running_mean[...] = mean
-            layer.running_var[...] = var / (len(examples) - 1)
+            layer.running_var[...] = var / (rows - 1)
 
 
 def _outputs(layers: Sequence[nn.Module], examples: data.Examples, chunk: int) -> Iterator[np.ndarray]:
-    """The output of ``layers`` for the examples' contexts, chunk by chunk, in float64."""
+    """The output of ``layers`` for the examples' contexts, chunk by chunk, in float64, as rows of
+    features (an output (n, length, features) as n * length rows)."""
     for x, _ in examples.chunks(chunk):
         for layer in layers:
             x = layer(x)
-        yield x.array.astype(np.float64)
+        yield x.array.reshape(-1, x.shape[-1]).astype(np.float64)
 
 
 def evaluate(model: nn.Module, examples: data.Examples, chunk: int = CHUNK) -> float:

@@ -13,8 +13,9 @@ from typing import Any
 from experiments.makemore import data
 from experiments.makemore.checkpoint import CheckpointError
 from experiments.makemore.errors import UsageError
+from experiments.makemore.model import MLP, Experiment
 
-PROG = "python -m experiments.makemore_mlp"
+PROG = MLP.prog  # the MLP's; each experiment's is ``Experiment.prog``
 SIZE = 2**31 - 1  # a larger size overflows NumPy's shape arithmetic before memory runs out
 COUNT = 2**62
 
@@ -41,7 +42,7 @@ FIXED = ("batch_size", "lr", "n_embd", "n_hidden", "block_size", "seed")
 HELP = {
     "steps": "SGD steps in all; with --resume a larger number extends the run",
     "batch_size": "examples per step (at least 2: batchnorm normalises over the batch)",
-    "lr": "learning rate, divided by 10 after half the steps",
+    "lr": "learning rate, divided by 10 after {decay}",
     "n_embd": "size of each character's embedding",
     "n_hidden": "size of the hidden layer",
     "block_size": "context length: how many characters the model sees before the next",
@@ -72,6 +73,16 @@ class Request:
     overwrite: bool
     pause_at: int | None
     graph_timeout: float
+    experiment: Experiment = MLP
+
+    def new_options(self) -> Options:
+        """The options of a new run: the given ones over the experiment's defaults."""
+        return defaults(self.experiment, **self.given)
+
+
+def defaults(experiment: Experiment, **given: Any) -> Options:
+    """``given`` over ``experiment``'s defaults (the fields' defaults are the MLP's)."""
+    return dataclasses.replace(Options(), **{**experiment.defaults, **given})
 
 
 def flag(name: str) -> str:
@@ -80,36 +91,36 @@ def flag(name: str) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, as every other error of the command
-        raise UsageError(f"{message} (see {PROG} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = Options()
+def build_parser(experiment: Experiment = MLP) -> argparse.ArgumentParser:
+    default = defaults(experiment)
     parser = _Parser(
-        prog=PROG,
-        description="Train the makemore MLP (Karpathy's backprop-ninja notebook) on names, with tape. "
+        prog=experiment.prog,
+        description=f"Train {experiment.title} on names, with tape. "
         "With --resume, the run's saved options are the defaults.",
         epilog="Exit codes: 0 done, 1 failed while running, 2 refused before training, 3 diverged, "
         "130 or 143 stopped by Ctrl-C or SIGTERM (after saving a checkpoint).",
     )
     for field in dataclasses.fields(Options):
-        shown = "data/names.txt" if field.name == "data" else getattr(defaults, field.name)
+        shown = "data/names.txt" if field.name == "data" else getattr(default, field.name)
         parser.add_argument(
             flag(field.name),
             type={"int": int, "float": float, "str": str}[field.type],
             default=argparse.SUPPRESS,  # so that --resume knows what was typed
             metavar={"lr": "LR", "data": "PATH"}.get(field.name, "N"),
-            help=f"{HELP[field.name]} (default: {shown})",
+            help=f"{HELP[field.name].format(decay=experiment.decay_help)} (default: {shown})",
         )
-    _add_run_arguments(parser)
+    _add_run_arguments(parser, experiment)
     return parser
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_run_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("runs/makemore_mlp"),
+        default=Path("runs") / experiment.name,
         metavar="DIR",
         help="output directory (default: %(default)s)",
     )
@@ -141,21 +152,21 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse(argv: Sequence[str] | None) -> Request:
+def parse(argv: Sequence[str] | None, experiment: Experiment = MLP) -> Request:
     """The command line (default: sys.argv), checked; a UsageError says what is wrong."""
-    args = vars(build_parser().parse_args(argv))
+    args = vars(build_parser(experiment).parse_args(argv))
     given = {field.name: args.pop(field.name) for field in dataclasses.fields(Options) if field.name in args}
-    problems = check(given)
+    problems = check(given, experiment)
     if args["pause_at"] is not None and args["pause_at"] < 1:
         problems.append(f"--pause-at must be at least 1, got {args['pause_at']}")
     if not (math.isfinite(args["graph_timeout"]) and args["graph_timeout"] > 0):
         problems.append(f"--graph-timeout must be a positive number of seconds, got {args['graph_timeout']}")
     if problems:
         raise UsageError("; ".join(problems))
-    return Request(given, **args)
+    return Request(given, **args, experiment=experiment)
 
 
-def check(values: dict[str, Any]) -> list[str]:
+def check(values: dict[str, Any], experiment: Experiment = MLP) -> list[str]:
     """What is wrong with these option values (typed on the command line, or read from a checkpoint)."""
     problems = []
     for name, value in values.items():
@@ -171,17 +182,17 @@ def check(values: dict[str, Any]) -> list[str]:
             lowest, highest = LIMITS[name]
             at_most = f" and at most {highest}" if highest < math.inf else ""
             problems.append(f"{flag(name)} must be at least {lowest}{at_most}, got {value}")
-    return problems
+    return problems if problems else experiment.check(values)
 
 
-def saved(values: dict[str, Any], path: Path) -> tuple[Options, str]:
+def saved(values: dict[str, Any], path: Path, experiment: Experiment = MLP) -> tuple[Options, str]:
     """The options a checkpoint holds, and the sha256 of its data; a CheckpointError if damaged."""
     values = dict(values)
     sha256 = values.pop("data_sha256", None)
     names = {field.name for field in dataclasses.fields(Options)}
     problems = [f"unknown option {name!r}" for name in values if name not in names]
     problems += [f"no {flag(name)}" for name in sorted(names - values.keys())]
-    problems += check({k: v for k, v in values.items() if k in names})
+    problems += check({k: v for k, v in values.items() if k in names}, experiment)
     if not isinstance(sha256, str):
         problems.append("no data_sha256")
     if problems:

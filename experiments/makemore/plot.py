@@ -43,11 +43,12 @@ def plot_loss(
     ax.plot(centres, windows.mean(axis=1), color="#4c72b0", linewidth=1.6, label=f"mean over {window} steps")
     if lr_decay_step is not None and 0 < lr_decay_step < len(log_loss):
         ax.axvline(lr_decay_step, color="#888888", linestyle=":", linewidth=1)
+        late = lr_decay_step > 0.6 * len(log_loss)  # under the legend: labelled at the bottom instead
         ax.annotate(
             "learning rate / 10",
-            (lr_decay_step, 1.0),
+            (lr_decay_step, 0.0 if late else 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(4, -14),
+            xytext=(4, 6 if late else -14),
             textcoords="offset points",
             color="#555555",
             fontsize=9,

@@ -90,9 +90,16 @@ def draw_graph(model: nn.Module, examples: Examples, batch_size: int, path: Path
 
 
 def write_results(
-    run: Run, splits: Mapping[str, Examples], options: Options, saver: Saver, graph_timeout: float
+    run: Run,
+    splits: Mapping[str, Examples],
+    options: Options,
+    saver: Saver,
+    graph_timeout: float,
+    lr_decay_step: int | None = None,
+    title: str = "makemore MLP on names.txt",
 ) -> None:
-    """Calibrate, evaluate and write all a finished run produces, the essential first."""
+    """Calibrate, evaluate and write all a finished run produces, the essential first
+    (``lr_decay_step``, marked on the loss plot under ``title``: half the steps unless given)."""
     metrics = write_essentials(run, splits, saver)
     print(summary(metrics))
     out, model = saver.path.parent, run.model
@@ -103,7 +110,14 @@ def write_results(
     losses = saver.log.read(run.step)
     optional(
         "loss.png",
-        partial(plot_loss, losses, out / "loss.png", lr_decay_step=options.steps // 2, final=final),
+        partial(
+            plot_loss,
+            losses,
+            out / "loss.png",
+            lr_decay_step=options.steps // 2 if lr_decay_step is None else lr_decay_step,
+            final=final,
+            title=title,
+        ),
     )
     draw = partial(draw_graph, model, splits["train"], options.batch_size, out / "graph.svg", graph_timeout)
     optional("graph.svg", draw)
