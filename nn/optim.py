@@ -62,10 +62,16 @@ class Optimizer:
             zero_gradients(group["params"], set_to_none)
 
     def step(self) -> None:
+        states = self.state
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:  # a parameter the loss does not depend on
-                    self.update(p, p.grad.array, self.state.setdefault(p, {}), group)
+                grad = p.grad
+                if grad is None:  # a parameter the loss does not depend on
+                    continue
+                state = states.get(p)
+                if state is None:  # not setdefault(p, {}): that builds a dict per parameter per step
+                    state = states[p] = {}
+                self.update(p, grad.array, state, group)
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
