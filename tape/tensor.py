@@ -91,6 +91,14 @@ class Tensor:
             return
         self._grad = wrap(np.asarray(value))
 
+    def accumulate_grad(self, g: np.ndarray) -> None:
+        """Add ``g`` (an array this tensor may keep) to ``.grad``: the reverse sweep's last step."""
+        grad = self._grad
+        if grad is None:
+            self._grad = wrap(g)
+        else:  # the same grad tensor, as torch accumulates into it
+            grad.array = np.asarray(grad.array + g)  # asarray: 0-d sums come back as NumPy scalars
+
     @property
     def data(self) -> Tensor:
         """This tensor's values as a tensor autograd does not see: changes to it are not checked."""

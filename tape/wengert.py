@@ -287,16 +287,12 @@ def _keep_retained(entry: Entry, dout: np.ndarray, handed_out: set[int]) -> None
 
 
 def _accumulate(tensor: Any, g: Any, handed_out: set[int]) -> None:
-    """Add ``g`` to ``tensor.grad`` (the same grad tensor, as torch accumulates into it), copying
-    ``g`` first if some other tensor may share it."""
-    grad = tensor.grad
-    if grad is not None:
-        grad.array = np.asarray(grad.array + g)  # asarray: 0-d sums come back as NumPy scalars
-        return
-    if type(g) is not np.ndarray or g.base is not None or id(g) in handed_out or not g.flags.writeable:
-        g = np.array(g)
-    handed_out.add(id(g))
-    tensor.grad = g
+    """Add ``g`` to ``tensor.grad``, copying it first if some other tensor may share it."""
+    if tensor.grad is None:
+        if type(g) is not np.ndarray or g.base is not None or id(g) in handed_out or not g.flags.writeable:
+            g = np.array(g)
+        handed_out.add(id(g))
+    tensor.accumulate_grad(g)
 
 
 class WengertList:
