@@ -47,7 +47,6 @@ import pstats
 import resource
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +57,7 @@ import numpy as np
 
 import tape
 from experiments import notebook
+from tape.atomic import write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -651,19 +651,6 @@ def format_machine(machine: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -787,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     report = run_benchmark(settings)
     print()
     print(format_table(report))
-    write_json_atomically(args.json, report)
+    write_text(args.json, json.dumps(report, indent=2) + "\n")  # atomic, with the usual permissions
     print(f"\nwrote {args.json}")
     return report
 
