@@ -42,8 +42,9 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
     """``x @ W + b`` for x (..., fan_in), W (fan_in, fan_out) and b (fan_out,): one entry."""
     if b is None:
         return x @ W
-    fan_in, fan_out = W.shape if W.ndim == 2 else (None, None)
-    if x.ndim < 1 or fan_in != x.shape[-1] or b.shape != (fan_out,):
+    x_shape, W_shape, b_shape = x.array.shape, W.array.shape, b.array.shape  # arrays: the hot path
+    fan_in, fan_out = W_shape if len(W_shape) == 2 else (None, None)
+    if not x_shape or fan_in != x_shape[-1] or b_shape != (fan_out,):
         raise ValueError(
             f"linear: expected x (..., fan_in), W (fan_in, fan_out) and b (fan_out,), "
             f"got shapes {x.shape}, {W.shape} and {b.shape}"
@@ -87,12 +88,12 @@ cross_entropy_op.defvjp(dcross_entropy)
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """``F.cross_entropy(logits, targets)`` for logits (n, classes) and integer targets (n,)."""
     Yb = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
-    if logits.ndim != 2 or Yb.shape != logits.shape[:1]:
+    if logits.array.ndim != 2 or Yb.shape != logits.array.shape[:1]:
         raise ValueError(
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
             f"got shapes {logits.shape} and {Yb.shape}"
         )
-    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < logits.shape[1]):
+    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < logits.array.shape[1]):
         raise IndexError(
             f"cross_entropy: targets must be integers in [0, {logits.shape[1]}) for logits of "
             f"shape {logits.shape}"
@@ -216,7 +217,7 @@ def batchnorm(
     if statistics is None:
         statistics = batch_statistics(hprebn.array, unbiased, dim)
     else:
-        batch_dims(hprebn.shape, dim)
+        batch_dims(hprebn.array.shape, dim)
     bnvar_inv = (statistics.bnvar + eps) ** -0.5
     inputs = (hprebn, bngain, bnbias)
     return apply(batchnorm_op, inputs, statistics.bndiff, bnvar_inv, int(unbiased))

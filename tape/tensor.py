@@ -91,10 +91,19 @@ class Tensor:
             return
         self._grad = wrap(np.asarray(value))
 
-    def accumulate_grad(self, g: np.ndarray) -> None:
-        """Add ``g`` (an array this tensor may keep) to ``.grad``: the reverse sweep's last step."""
+    def accumulate_grad(self, g: np.ndarray, handed_out: set[int]) -> None:
+        """Add ``g`` to ``.grad``: the reverse sweep's last step. ``handed_out`` holds the ids of
+        arrays already kept by some tensor's ``.grad``: ``g`` is copied rather than shared."""
         grad = self._grad
         if grad is None:
+            if (
+                type(g) is not np.ndarray
+                or g.base is not None
+                or id(g) in handed_out
+                or not g.flags.writeable
+            ):
+                g = np.array(g)
+            handed_out.add(id(g))
             self._grad = wrap(g)
         else:  # the same grad tensor, as torch accumulates into it
             grad.array = np.asarray(grad.array + g)  # asarray: 0-d sums come back as NumPy scalars
@@ -408,4 +417,8 @@ def gradient_edges(inputs: tuple) -> tuple:
         if isinstance(b, Tensor) and b._rg:
             return ((0, a, a.grad_fn), (1, b, b.grad_fn)) if a_rg else ((1, b, b.grad_fn),)
         return ((0, a, a.grad_fn),) if a_rg else ()
-    return tuple((k, x, x.grad_fn) for k, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg)
+    edges = []
+    for k, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x._rg:
+            edges.append((k, x, x.grad_fn))
+    return tuple(edges)

@@ -218,7 +218,7 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
             if g.shape != x.shape or (g.dtype is not x.dtype and g.dtype != x.dtype) or anomaly:
                 g = fit_gradient(entry, k, g, x)
             if parent is None:
-                _accumulate(inp, g, handed_out)
+                inp.accumulate_grad(g, handed_out)
             else:
                 grads[parent] = grads[parent] + g if parent in grads else g  # fan-out adds up
         if not retain_graph:
@@ -226,7 +226,7 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
 
 
 def backward_from_leaf(leaf: Any, gradient: np.ndarray) -> None:
-    _accumulate(leaf, gradient, {id(gradient)})
+    leaf.accumulate_grad(gradient, set())
 
 
 def check_saved(entry: Entry) -> None:
@@ -283,16 +283,7 @@ def free_saved(entry: Entry) -> None:
 def _keep_retained(entry: Entry, dout: np.ndarray, handed_out: set[int]) -> None:
     out = entry.output()
     if out is not None:
-        _accumulate(out, dout, handed_out)
-
-
-def _accumulate(tensor: Any, g: Any, handed_out: set[int]) -> None:
-    """Add ``g`` to ``tensor.grad``, copying it first if some other tensor may share it."""
-    if tensor.grad is None:
-        if type(g) is not np.ndarray or g.base is not None or id(g) in handed_out or not g.flags.writeable:
-            g = np.array(g)
-        handed_out.add(id(g))
-    tensor.accumulate_grad(g)
+        out.accumulate_grad(dout, handed_out)
 
 
 class WengertList:
