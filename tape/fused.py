@@ -42,7 +42,12 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
     """``x @ W + b`` for x (..., fan_in), W (fan_in, fan_out) and b (fan_out,): one entry."""
     if b is None:
         return x @ W
-    x_shape, W_shape, b_shape = x.array.shape, W.array.shape, b.array.shape  # arrays: the hot path
+    # shapes of the arrays: the hot path (x may also be a NumPy array, as in nn.Linear(ndarray))
+    x_shape = x.array.shape if isinstance(x, Tensor) else np.shape(x)
+    W_shape, b_shape = (
+        np.shape(W.array if isinstance(W, Tensor) else W),
+        np.shape(b.array if isinstance(b, Tensor) else b),
+    )
     fan_in, fan_out = W_shape if len(W_shape) == 2 else (None, None)
     if not x_shape or fan_in != x_shape[-1] or b_shape != (fan_out,):
         raise ValueError(
@@ -88,12 +93,13 @@ cross_entropy_op.defvjp(dcross_entropy)
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """``F.cross_entropy(logits, targets)`` for logits (n, classes) and integer targets (n,)."""
     Yb = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
-    if logits.array.ndim != 2 or Yb.shape != logits.array.shape[:1]:
+    shape = logits.array.shape if isinstance(logits, Tensor) else np.shape(logits)
+    if len(shape) != 2 or Yb.shape != shape[:1]:
         raise ValueError(
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
             f"got shapes {logits.shape} and {Yb.shape}"
         )
-    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < logits.array.shape[1]):
+    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < shape[1]):
         raise IndexError(
             f"cross_entropy: targets must be integers in [0, {logits.shape[1]}) for logits of "
             f"shape {logits.shape}"
