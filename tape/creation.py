@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,30 +147,27 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return float32 if dtype is None else dtype_of(dtype)
 
 
-def randn(
-    *size: Any,
-    generator: random.Generator | None = None,
-    dtype: Any = None,
-    requires_grad: bool = False,
-    device: Any = None,
-) -> Tensor:
-    """Standard normal samples, the same numbers torch.randn draws from an equally seeded generator."""
-    return Tensor(
-        _source(generator).randn(shape_args(size), dtype=_float_dtype(dtype)), requires_grad=requires_grad
-    )
+def sampler(draw: str, doc: str) -> Callable[..., Tensor]:
+    """``tape.randn``/``tape.rand``: floats drawn by the generator's sampler of that name."""
+
+    def sample(
+        *size: Any,
+        generator: random.Generator | None = None,
+        dtype: Any = None,
+        requires_grad: bool = False,
+        device: Any = None,
+    ) -> Tensor:
+        array = getattr(_source(generator), draw)(shape_args(size), dtype=_float_dtype(dtype))
+        return Tensor(array, requires_grad=requires_grad)
+
+    sample.__name__, sample.__doc__ = draw, doc
+    return sample
 
 
-def rand(
-    *size: Any,
-    generator: random.Generator | None = None,
-    dtype: Any = None,
-    requires_grad: bool = False,
-    device: Any = None,
-) -> Tensor:
-    """Uniform samples in [0, 1), as torch.rand."""
-    return Tensor(
-        _source(generator).rand(shape_args(size), dtype=_float_dtype(dtype)), requires_grad=requires_grad
-    )
+randn = sampler(
+    "randn", "Standard normal samples, the numbers torch.randn draws from an equally seeded generator."
+)
+rand = sampler("rand", "Uniform samples in [0, 1), as torch.rand.")
 
 
 def randint(

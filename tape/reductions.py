@@ -99,42 +99,39 @@ def dmean(dout, x_shape, dims, keepdim):
 mean.defvjp(dmean)
 
 
-def sum_method(
-    self: Tensor,
-    dim: Any = None,
-    keepdim: bool = False,
-    *,
-    axis: Any = None,
-    keepdims: Any = None,
-    dtype: Any = None,
-    out: None = None,
-) -> Tensor:
-    dim, keepdim = reduction_args("sum", dim, keepdim, axis, keepdims, out)
-    x = self if dtype is None else self.to(dtype)
-    if x.array.dtype.kind == "b":
-        x = x.long()
-    return apply(sum_, (x,), distinct("sum", reduction_dims("sum", x, dim), dim), keepdim)
+def summing(op: Any, prepare: Callable[[Tensor], Tensor]) -> Callable[..., Tensor]:
+    """The Tensor method of sum or mean: torch's and NumPy's argument names, dims normalised."""
+
+    def method(
+        self: Tensor,
+        dim: Any = None,
+        keepdim: bool = False,
+        *,
+        axis: Any = None,
+        keepdims: Any = None,
+        dtype: Any = None,
+        out: None = None,
+    ) -> Tensor:
+        dim, keepdim = reduction_args(op.name, dim, keepdim, axis, keepdims, out)
+        x = prepare(self if dtype is None else self.to(dtype))
+        return apply(op, (x,), distinct(op.name, reduction_dims(op.name, x, dim), dim), keepdim)
+
+    method.__name__ = op.name
+    return method
 
 
-def mean_method(
-    self: Tensor,
-    dim: Any = None,
-    keepdim: bool = False,
-    *,
-    axis: Any = None,
-    keepdims: Any = None,
-    dtype: Any = None,
-    out: None = None,
-) -> Tensor:
-    dim, keepdim = reduction_args("mean", dim, keepdim, axis, keepdims, out)
-    x = self if dtype is None else self.to(dtype)
+def bools_as_integers(x: Tensor) -> Tensor:
+    return x.long() if x.array.dtype.kind == "b" else x  # torch sums bools into int64
+
+
+def floats_only(x: Tensor) -> Tensor:
     if x.array.dtype.kind != "f":
         raise TypeError(f"mean: needs a floating point tensor, got {x.array.dtype}; use .float() first")
-    return apply(mean, (x,), distinct("mean", reduction_dims("mean", x, dim), dim), keepdim)
+    return x
 
 
-bind(sum_method, "sum")
-bind(mean_method, "mean")
+bind(summing(sum_, bools_as_integers), "sum")
+bind(summing(mean, floats_only), "mean")
 
 # ---------------------------------------------------------------- variance
 
