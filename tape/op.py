@@ -82,11 +82,6 @@ def primitive(
     return register
 
 
-def shape_of(x: Any) -> tuple[int, ...]:
-    """Shape of an operand: an array's shape, or () for a Python scalar."""
-    return x.shape if isinstance(x, np.ndarray) else ()
-
-
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Undo NumPy broadcasting: sum ``grad`` down to ``shape``.
 
