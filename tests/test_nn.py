@@ -9,6 +9,7 @@ from checks import assert_close
 import nn
 import nn.functional as F_tape
 import tape
+from experiments.makemore.model import build_mlp
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -127,16 +128,9 @@ def test_batchnorm1d_of_one_example_raises_in_training_but_not_in_evaluation():
 # ---------------------------------------------------------------- names, scopes, modes
 
 
-def mlp(seed=0, dtype=np.float32, n_hidden=16, unbiased=True):
-    g = rng(seed)
-    return nn.Sequential(
-        nn.Embedding(27, 10, generator=g, dtype=dtype),
-        nn.Flatten(),
-        nn.Linear(30, n_hidden, generator=g, dtype=dtype),
-        nn.BatchNorm1d(n_hidden, unbiased=unbiased, dtype=dtype),
-        nn.Tanh(),
-        nn.Linear(n_hidden, 27, generator=g, dtype=dtype),
-    )
+def mlp(seed=0, n_hidden=16):
+    """The makemore MLP, built where the experiment builds it, with nn's plain initialisation."""
+    return build_mlp(27, 10, 3, n_hidden, rng(seed), scale_init=False)
 
 
 def test_parameters_are_named_by_their_path_from_the_outermost_module():

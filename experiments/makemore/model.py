@@ -42,21 +42,36 @@ class Experiment:
 
 
 def build_mlp(
-    vocab_size: int, n_embd: int, block_size: int, n_hidden: int, rng: np.random.Generator
+    vocab_size: int,
+    n_embd: int,
+    block_size: int,
+    n_hidden: int,
+    rng: np.random.Generator,
+    *,
+    scale_init: bool = True,
+    batchnorm_unbiased: bool = True,
+    batchnorm_eps: float = 1e-5,
+    batchnorm_momentum: float = 0.1,
 ) -> nn.Sequential:
-    """Embedding, Flatten, Linear, BatchNorm1d, Tanh, Linear, initialised as the notebook."""
+    """Embedding, Flatten, Linear, BatchNorm1d, Tanh, Linear, initialised as the notebook.
+
+    The keywords are for the benchmark and the tests, which build this same model:
+    ``scale_init=False`` keeps nn's plain initialisation; the ``batchnorm_*`` options are
+    ``nn.BatchNorm1d``'s (``batchnorm_unbiased=False`` normalises as torch.nn.BatchNorm1d does).
+    """
     model = nn.Sequential(
         nn.Embedding(vocab_size, n_embd, generator=rng),
         nn.Flatten(),
         nn.Linear(n_embd * block_size, n_hidden, generator=rng),
-        nn.BatchNorm1d(n_hidden),
+        nn.BatchNorm1d(n_hidden, eps=batchnorm_eps, momentum=batchnorm_momentum, unbiased=batchnorm_unbiased),
         nn.Tanh(),
         nn.Linear(n_hidden, vocab_size, generator=rng),
     )
-    # the notebook's init: the tanh gain 5/3 into the hidden layer, and an output layer that
-    # starts unconfident (near-uniform probabilities, loss near log 27 at step 0)
-    model[2].weight.data *= 5 / 3
-    model[5].weight.data *= 0.1
+    if scale_init:
+        # the notebook's init: the tanh gain 5/3 into the hidden layer, and an output layer that
+        # starts unconfident (near-uniform probabilities, loss near log 27 at step 0)
+        model[2].weight.data *= 5 / 3
+        model[5].weight.data *= 0.1
     return model
 
 
