@@ -133,6 +133,18 @@ def mlp(seed=0, n_hidden=16):
     return build_mlp(27, 10, 3, n_hidden, rng(seed), scale_init=False)
 
 
+def test_build_mlp_scales_the_notebooks_init_by_default_and_passes_the_batchnorm_options():
+    plain, scaled = mlp(seed=3), build_mlp(27, 10, 3, 16, rng(3))
+    np.testing.assert_array_equal(scaled[0].weight.array, plain[0].weight.array)
+    np.testing.assert_allclose(scaled[2].weight.array, plain[2].weight.array * 5 / 3, rtol=1e-6)
+    np.testing.assert_allclose(scaled[5].weight.array, plain[5].weight.array * 0.1, rtol=1e-6)
+    assert (scaled[3].unbiased, scaled[3].eps, scaled[3].momentum) == (True, 1e-5, 0.1)
+    torchlike = build_mlp(
+        27, 10, 3, 16, rng(3), batchnorm_unbiased=False, batchnorm_eps=1e-3, batchnorm_momentum=0.5
+    )
+    assert (torchlike[3].unbiased, torchlike[3].eps, torchlike[3].momentum) == (False, 1e-3, 0.5)
+
+
 def test_parameters_are_named_by_their_path_from_the_outermost_module():
     model = mlp()
     names = ["0.weight", "2.weight", "2.bias", "3.weight", "3.bias", "5.weight", "5.bias"]
