@@ -62,16 +62,19 @@ class Optimizer:
             zero_gradients(group["params"], set_to_none)
 
     def step(self) -> None:
-        states = self.state
         for group in self.param_groups:
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:  # a parameter the loss does not depend on
-                    continue
-                state = states.get(p)
-                if state is None:  # not setdefault(p, {}): that builds a dict per parameter per step
-                    state = states[p] = {}
-                self.update(p, grad.array, state, group)
+            self.step_group(group)
+
+    def step_group(self, group: dict[str, Any]) -> None:
+        states = self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:  # a parameter the loss does not depend on
+                continue
+            state = states.get(p)
+            if state is None:  # not setdefault(p, {}): that builds a dict per parameter per step
+                state = states[p] = {}
+            self.update(p, grad.array, state, group)
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -144,20 +147,27 @@ class SGD(Optimizer):
         }
         super().__init__(params, defaults)
 
+    def step_group(self, group: dict[str, Any]) -> None:
+        if group["momentum"]:
+            super().step_group(group)  # a momentum buffer per parameter
+            return
+        # the notebook's ``p.data += -lr * p.grad``, the common case: no state, as torch keeps none
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        for p in group["params"]:
+            grad = p.grad
+            if grad is not None:
+                p.array -= lr * _with_weight_decay(grad.array, p, weight_decay)
+
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         momentum = group["momentum"]
-        if not momentum and not group["weight_decay"]:
-            p.array -= group["lr"] * grad  # the notebook's update, the common case: one pass
-            return
         grad = _with_weight_decay(grad, p, group["weight_decay"])
-        if momentum:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = grad.copy()
-            else:
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        buffer = state.get("momentum_buffer")
+        if buffer is None:
+            buffer = state["momentum_buffer"] = grad.copy()
+        else:
+            buffer *= momentum
+            buffer += (1 - group["dampening"]) * grad
+        grad = grad + momentum * buffer if group["nesterov"] else buffer
         p.array -= group["lr"] * grad
 
 

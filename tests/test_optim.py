@@ -70,6 +70,7 @@ class Run:
 
 OPTIMIZERS = [
     ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "weight_decay": 0.1}),
     ("SGD", {"lr": 0.1, "momentum": 0.9}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("SGD", {"lr": 0.1, "momentum": 0.8, "dampening": 0.5, "weight_decay": 0.1}),
@@ -125,7 +126,19 @@ def test_parameter_groups_and_learning_rate_changes_follow_torch(name):
         assert_same_parameters(ours, theirs, step)
 
 
-@pytest.mark.parametrize(("name", "options"), [OPTIMIZERS[1], OPTIMIZERS[5]])
+@pytest.mark.parametrize(("name", "options"), OPTIMIZERS)
+def test_the_state_kept_per_parameter_is_torchs(name, options):
+    """Plain SGD keeps none (its state dict's state is empty); momentum and Adam keep torch's keys."""
+    ours = Run(tape, getattr(nn.optim, name), options)
+    theirs = Run(torch, getattr(torch.optim, name), options)
+    for x, y in batches()[:2]:
+        ours.step(x, y)
+        theirs.step(x, y)
+    expected = {i: sorted(s) for i, s in theirs.optimizer.state_dict()["state"].items()}
+    assert {i: sorted(s) for i, s in ours.optimizer.state_dict()["state"].items()} == expected
+
+
+@pytest.mark.parametrize(("name", "options"), [OPTIMIZERS[2], OPTIMIZERS[6]])
 def test_a_state_dict_resumes_the_run_exactly(name, options):
     uninterrupted = Run(tape, getattr(nn.optim, name), options)
     first_half = Run(tape, getattr(nn.optim, name), options)
