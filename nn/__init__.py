@@ -14,7 +14,7 @@ graph of a model groups its entries by module. ``nn.Linear`` keeps the notebook'
 (fan_in, fan_out); ``F.linear`` takes torch's (out_features, in_features).
 """
 
-from nn import functional, optim
+from nn import diagnostics, functional, optim
 from nn.functional import cross_entropy
 from nn.modules import (
     BatchNorm1d,
@@ -57,6 +57,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "cross_entropy",
+    "diagnostics",
     "functional",
     "optim",
 ]
