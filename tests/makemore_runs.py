@@ -1,5 +1,8 @@
 """What the makemore experiments' tests share: a small names file, a small model, and readers
-of a run's files."""
+of a run's files.
+
+The diagnostics' four pictures take about a second a run to draw: the small runs leave them out
+(--no-diagnostics) unless a test is about them and adds ``DIAGNOSTICS``."""
 
 import random
 
@@ -8,7 +11,8 @@ import numpy as np
 from experiments import makemore_mlp, makemore_wavenet
 from experiments.makemore.checkpoint import LossLog
 
-SMALL = ["--batch-size", "8", "--n-embd", "4", "--n-hidden", "16", "--seed", "3"]
+SMALL = ["--batch-size", "8", "--n-embd", "4", "--n-hidden", "16", "--seed", "3", "--no-diagnostics"]
+DIAGNOSTICS = ["--diagnostics"]  # after SMALL: the last one given wins
 
 
 def make_names(path, count=400, seed=0):
@@ -34,7 +38,7 @@ def losses(out):
     return LossLog(out / "losses.f32").read()
 
 
-WAVENET_SMALL = ["--batch-size", "8", "--n-embd", "4", "--n-hidden", "16", "--block-size", "8", "--seed", "3"]
+WAVENET_SMALL = [*SMALL, "--block-size", "8"]
 
 
 def run_wavenet(names, out, *args):

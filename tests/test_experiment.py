@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from makemore_runs import SMALL, load, losses, make_names, run
+from makemore_runs import DIAGNOSTICS, SMALL, load, losses, make_names, run
 
 import nn
 import tape
@@ -49,6 +49,8 @@ def assert_same_run(a, b):
     assert [ours[k] for k in ("train", "val", "test")] == [theirs[k] for k in ("train", "val", "test")]
     assert (a / "samples.txt").read_text() == (b / "samples.txt").read_text()
     assert (a / "graph.dot").read_text() == (b / "graph.dot").read_text()
+    if (a / "diagnostics.json").exists() or (b / "diagnostics.json").exists():
+        assert (a / "diagnostics.json").read_text() == (b / "diagnostics.json").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def finished(names, tmp_path_factory):
     capture = io.StringIO()
     stdout, sys.stdout = sys.stdout, capture
     try:
-        assert run(names, out, "--steps", "300", "--checkpoint-every", "100") == 0
+        assert run(names, out, *DIAGNOSTICS, "--steps", "300", "--checkpoint-every", "100") == 0
     finally:
         sys.stdout = stdout
     return out, capture.getvalue()
@@ -76,7 +78,9 @@ def test_the_pipeline_end_to_end(finished):
     assert saved["2.weight"].shape == (12, 16) and saved["3.running_var"].dtype == np.float32
     samples = (out / "samples.txt").read_text().splitlines()
     assert len(samples) == 20 and all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in samples)
-    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for picture in ("loss.png", "activations.png", "gradients.png", "weights.png", "updates.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+    assert json.loads((out / "diagnostics.json").read_text())["updates"]["steps"] == [0, 100, 200, 299]
     assert len(losses(out)) == 300
     if shutil.which("dot") or os.environ.get("CI"):  # CI installs Graphviz: the graph must be drawn
         assert (out / "graph.svg").read_text().lstrip().startswith("<?xml")
@@ -121,11 +125,27 @@ def test_a_larger_steps_extends_a_run(names, tmp_path):
 def test_checkpoints_cost_the_same_at_any_step(names, tmp_path):
     """The loss history is appended to a log, not rewritten into every checkpoint."""
     out = tmp_path / "run"
-    assert run(names, out, "--steps", "300", "--checkpoint-every", "1", "--pause-at", "5") == 0
+    assert (
+        run(names, out, "--steps", "300", "--checkpoint-every", "1", "--pause-at", "5", "--no-diagnostics")
+        == 0
+    )
     early = (out / "checkpoint.npz").stat().st_size
-    assert makemore_mlp.main(["--resume", "--out", str(out), "--pause-at", "200"]) == 0
+    assert makemore_mlp.main(["--resume", "--out", str(out), "--pause-at", "200", "--no-diagnostics"]) == 0
     assert abs((out / "checkpoint.npz").stat().st_size - early) < 16  # the generator's state varies in digits
     assert (out / "losses.f32").stat().st_size == 4 * 200
+
+
+def test_the_diagnostics_history_goes_to_a_log_not_into_every_checkpoint(names, tmp_path):
+    """The checkpoint holds two snapshots of histograms (the first sample's and the latest's)
+    whatever the step; the update ratios of every sample are appended to updates.f64."""
+    out = tmp_path / "run"
+    sampled = [*DIAGNOSTICS, "--checkpoint-every", "1", "--diagnostics-every", "1"]
+    assert run(names, out, "--steps", "300", *sampled, "--pause-at", "5") == 0
+    early = (out / "checkpoint.npz").stat().st_size
+    assert makemore_mlp.main(["--resume", "--out", str(out), *sampled, "--pause-at", "200"]) == 0
+    # 195 more rows inside it would be 195 * 4 * 8 bytes: only the histograms' digits vary
+    assert abs((out / "checkpoint.npz").stat().st_size - early) < 1000
+    assert (out / "updates.f64").stat().st_size == 200 * (1 + 3) * 8  # step and 3 weights, a row a step
 
 
 def test_temporary_files_of_a_killed_write_are_removed_by_the_next_run(names, tmp_path):
@@ -141,7 +161,7 @@ def test_temporary_files_of_a_killed_write_are_removed_by_the_next_run(names, tm
 @pytest.fixture(scope="module")
 def straight_1500(names, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "straight"
-    assert run(names, out, "--steps", "1500", "--checkpoint-every", "50") == 0
+    assert run(names, out, *DIAGNOSTICS, "--steps", "1500", "--checkpoint-every", "50") == 0
     return out
 
 
@@ -149,7 +169,7 @@ def straight_1500(names, tmp_path_factory):
 def test_an_interrupted_process_resumes_to_the_uninterrupted_result(names, tmp_path, straight_1500, how):
     interrupted = tmp_path / "interrupted"
     args = ["--data", str(names), "--steps", "1500", "--checkpoint-every", "50", "--out", str(interrupted)]
-    command = [sys.executable, "-m", "experiments.makemore_mlp", *SMALL, *args]
+    command = [sys.executable, "-m", "experiments.makemore_mlp", *SMALL, *DIAGNOSTICS, *args]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not (interrupted / "checkpoint.npz").exists() and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from makemore_runs import SMALL, load, losses, make_names, run
+from makemore_runs import DIAGNOSTICS, SMALL, load, losses, make_names, run
 
 from experiments import makemore_mlp
 from experiments.makemore import data, evaluation, model, report
@@ -352,6 +352,51 @@ def test_a_failure_after_training_keeps_the_metrics_and_the_model(names, tmp_pat
     assert "warning: samples.txt not written: the model's next-character" in err
     assert "warning: loss.png not written: [Errno 28] No space left on device" in err
     assert (out / "metrics.json").exists() and (out / "model.npz").exists() and (out / "graph.dot").exists()
+
+
+# the command, with MODULE.NAME replaced by a function that says "stuck" and waits
+STUCK = """
+import importlib, sys, time
+from experiments import makemore_mlp
+
+def stuck(*args, **kwargs):
+    print("stuck", flush=True)
+    time.sleep(60)
+
+setattr(importlib.import_module(sys.argv[1]), sys.argv[2], stuck)
+sys.exit(makemore_mlp.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "experiments.makemore.evaluation.evaluate",
+        "experiments.makemore.evaluation.sample",
+        "nn.diagnostics.save",
+    ],
+    ids=["evaluating", "sampling", "drawing"],
+)
+def test_sigterm_after_training_is_one_line_and_the_results_can_be_written_again(names, tmp_path, stage):
+    out = tmp_path / "run"
+    module, name = stage.rsplit(".", 1)
+    argv = [sys.executable, "-c", STUCK, module, name, *SMALL, *DIAGNOSTICS, "--data", names, "--out", out]
+    argv = [*map(str, argv), "--steps", "20"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:  # what the command prints, then "stuck" once it is at that stage
+        if line == "stuck\n":
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: stopped by SIGTERM while writing the results; the trained run is saved in checkpoint.npz: "
+        f"write them with: python -m experiments.makemore_mlp --resume --out {out}"
+    ], err
+    assert "Traceback" not in err and int(load(out / "checkpoint.npz")["step"]) == 20
+    assert makemore_mlp.main(["--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 20 and (out / "updates.png").exists()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from checks import assert_close
-from makemore_runs import WAVENET_SMALL, load, losses, make_names, run, run_wavenet
+from makemore_runs import DIAGNOSTICS, WAVENET_SMALL, load, losses, make_names, run, run_wavenet
 from test_nn import Lecture, lecture_twin
 
 import nn
@@ -109,7 +109,7 @@ def test_the_command_end_to_end(names, tmp_path):
     """The real command, in a subprocess, as a user runs it."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "experiments.makemore_wavenet", "--data", str(names), "--out", str(out)]
-    command += [*WAVENET_SMALL, "--steps", "200", "--checkpoint-every", "50"]
+    command += [*WAVENET_SMALL, *DIAGNOSTICS, "--steps", "200", "--checkpoint-every", "50"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"model of {wavenet.parameter_count(27, 4, 8, 16)} parameters" in done.stdout
@@ -128,12 +128,20 @@ def test_the_command_end_to_end(names, tmp_path):
     if shutil.which("dot") or os.environ.get("CI"):
         assert (out / "graph.svg").read_text().lstrip().startswith("<?xml")
     expected = {"checkpoint.npz", "losses.f32", "model.npz", "metrics.json", "samples.txt", "loss.png"}
+    expected |= {
+        "updates.f64",
+        "diagnostics.json",
+        "activations.png",
+        "gradients.png",
+        "weights.png",
+        "updates.png",
+    }
     assert expected <= {p.name for p in out.iterdir()} <= set(rundir.RUN_FILES)  # no temporary left
 
 
 def test_pause_and_resume_give_the_same_run_bit_for_bit(names, tmp_path, capsys):
     straight, paused = tmp_path / "straight", tmp_path / "paused"
-    steps = ["--steps", "80", "--checkpoint-every", "30"]
+    steps = [*DIAGNOSTICS, "--steps", "80", "--checkpoint-every", "30", "--diagnostics-every", "20"]
     assert run_wavenet(names, straight, *steps) == 0
     assert run_wavenet(names, paused, *steps, "--pause-at", "45") == 0
     assert int(load(paused / "checkpoint.npz")["step"]) == 45 and not (paused / "metrics.json").exists()
@@ -148,7 +156,8 @@ def test_pause_and_resume_give_the_same_run_bit_for_bit(names, tmp_path, capsys)
     np.testing.assert_array_equal(losses(straight), losses(paused))
     ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (straight, paused))
     assert [ours[k] for k in ("train", "val", "test")] == [theirs[k] for k in ("train", "val", "test")]
-    assert (straight / "samples.txt").read_text() == (paused / "samples.txt").read_text()
+    for name in ("samples.txt", "diagnostics.json"):
+        assert (straight / name).read_text() == (paused / name).read_text(), name
 
 
 def test_a_block_size_the_tree_cannot_halve_is_refused(names, tmp_path, capsys):

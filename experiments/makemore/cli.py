@@ -17,22 +17,26 @@ from collections.abc import Sequence
 import numpy as np
 
 from experiments.makemore import checkpoint, data, evaluation, loop, options, report, rundir
-from experiments.makemore.checkpoint import CHECKPOINT, LOSSES, Checkpoint, Run, Saver
+from experiments.makemore.checkpoint import CHECKPOINT, Checkpoint, Run, Saver
 from experiments.makemore.errors import DIVERGED, FAILED, ExperimentError, UsageError
 from experiments.makemore.model import MLP, Experiment
 from experiments.makemore.options import Options, Request
 from experiments.makemore.progress import Progress
+from nn import diagnostics
 
 
 def main(argv: Sequence[str] | None = None, experiment: Experiment = MLP) -> int:
     """Run ``experiment``'s command with ``argv`` (default: sys.argv); the exit code."""
     try:
-        return execute(options.parse(argv, experiment))
+        with loop.interrupt_on_signal():
+            return execute(options.parse(argv, experiment))
     except ExperimentError as e:
         return _error(str(e), e.code)
     except MemoryError:
         return _error("out of memory: try smaller --batch-size, --n-embd, --n-hidden or --block-size", FAILED)
-    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: stopped at once, the checkpoint as it was
+    except loop.Interrupted as e:  # before training, or a second signal during it
+        return _error(f"stopped at once by {e.name}; the last checkpoint is left as it was", 128 + e.signum)
+    except KeyboardInterrupt:  # Ctrl-C outside the main thread's handler
         return _error("stopped at once; the last checkpoint is left as it was", 128 + signal.SIGINT)
     except OSError as e:  # a read or write that was not expected to fail
         return _error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", FAILED)
@@ -59,7 +63,7 @@ def execute(request: Request) -> int:
         names = _names(plan)
         splits = _examples(names, plan.options, request.experiment)
         saver = Saver(out.path, _saved_options(plan.options, names.sha256), request.experiment.name)
-        run = _start(plan, saver, request.experiment)
+        run = _start(plan, saver, request)
         out.check_writable()
         if request.overwrite:
             out.remove_run()
@@ -88,7 +92,7 @@ def _plan(request: Request, out: rundir.OutputDir) -> Plan:
                 "it), --overwrite to start again, or choose another --out"
             )
         return _resume(request, out)
-    if present and present != [LOSSES]:  # a loss log alone: a run killed before its first checkpoint
+    if not set(present) <= set(rundir.LOGS):  # logs alone: a run killed before its first checkpoint
         raise UsageError(
             f"--out {out} holds results of an earlier run ({_few(present)}) but no checkpoint to resume: "
             "pass --overwrite to start again there, or choose another --out"
@@ -174,11 +178,12 @@ def _saved_options(opts: Options, data_sha256: str) -> dict[str, object]:
     return dataclasses.asdict(opts) | {"data": os.path.abspath(opts.data), "data_sha256": data_sha256}
 
 
-def _start(plan: Plan, saver: Saver, experiment: Experiment) -> Run:
+def _start(plan: Plan, saver: Saver, request: Request) -> Run:
     opts = plan.options
     rng = np.random.default_rng(opts.seed)
-    net = experiment.build(data.vocab_size, opts.n_embd, opts.block_size, opts.n_hidden, rng)
-    run = Run(net, rng)
+    net = request.experiment.build(data.vocab_size, opts.n_embd, opts.block_size, opts.n_hidden, rng)
+    every = options.diagnostics_every(request, plan.checkpoint and plan.checkpoint.diagnostics)
+    run = Run(net, rng, diagnostics=None if every is None else diagnostics.Recorder(net, every=every))
     if plan.checkpoint is not None:
         saver.resume(run, plan.checkpoint)
     return run
@@ -230,7 +235,16 @@ def _conclude(
         return 0
     decay = request.experiment.decay_step(opts.steps)
     title = f"makemore {request.experiment.short_name} on names.txt"
-    report.write_results(run, splits, opts, saver, request.graph_timeout, lr_decay_step=decay, title=title)
+    try:
+        report.write_results(
+            run, splits, opts, saver, request.graph_timeout, lr_decay_step=decay, title=title
+        )
+    except loop.Interrupted as e:  # training is over and saved: only the results are missing
+        raise ExperimentError(
+            f"stopped by {e.name} while writing the results; the trained run is saved in {CHECKPOINT}: "
+            f"write them with: {resume}",
+            128 + e.signum,
+        ) from None
     return 0
 
 

@@ -1,15 +1,16 @@
-"""The training loop for any nn model on random batches: SGD steps, checkpoints, a clean stop on
-Ctrl-C or SIGTERM, and a stop at the first non-finite loss."""
+"""The training loop for any nn model on random batches: SGD steps, diagnostics sampled every
+few steps, checkpoints, a clean stop on Ctrl-C or SIGTERM, and a stop at the first non-finite loss."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -93,14 +94,24 @@ class _Trainer:
         """One SGD step; its loss. A non-finite loss is not stepped on."""
         rows = self.run.rng.integers(0, len(self.examples), self.schedule.batch_size)
         Xb, Yb = self.examples.batch(rows)
-        loss = nn.cross_entropy(self.run.model(Xb), Yb)
-        value = loss.item()
-        if math.isfinite(value):
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.lr = self.schedule.learning_rate(step)
-            self.optimizer.step()
+        lr = self.schedule.learning_rate(step)
+        with self.sampling(step, lr):
+            loss = nn.cross_entropy(self.run.model(Xb), Yb)
+            value = loss.item()
+            if math.isfinite(value):
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.lr = lr
+                self.optimizer.step()
         return value
+
+    def sampling(self, step: int, lr: float) -> contextlib.AbstractContextManager[None]:
+        """The diagnostics' view of the step (every few steps, and the run's last for its
+        histograms at the end of training): reads values, changes none."""
+        recorder = self.run.diagnostics
+        if recorder is None:
+            return contextlib.nullcontext()
+        return recorder.step(step, lr, last=step == self.schedule.steps - 1)
 
     def watch(self, step: int, loss: float) -> None:
         """Warn once when the loss explodes: a learning rate too high shows within a few steps."""
@@ -127,30 +138,64 @@ def _finite(model: nn.Module) -> bool:
     return all(np.isfinite(array).all() for array in arrays)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM where the command stops at once: outside training (``interrupt_on_signal``),
+    or a second one during it. A BaseException, as KeyboardInterrupt: nothing on the way catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def handling_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` receives Ctrl-C and SIGTERM while the block runs (signal handlers belong to the
+    main thread: elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler_before in previous.items():
+            signal.signal(s, handler_before)
+
+
+def interrupt_on_signal() -> contextlib.AbstractContextManager[None]:
+    """While the block runs, Ctrl-C or SIGTERM raise Interrupted: SIGTERM's default would end the
+    process without a word."""
+    return handling_signals(_interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
 class StopOnSignal:
     """Ctrl-C or SIGTERM asks the loop to stop after the current step (and save); a second one
-    stops at once (KeyboardInterrupt).
+    stops at once (Interrupted).
 
     Stopping between steps matters: a stop in the middle of the SGD update would leave half the
     parameters updated, and a checkpoint of that could not resume bit for bit.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self) -> None:
         self.signal: int | None = None
-        self.previous: dict[int, Any] = {}
+        self.handling = handling_signals(self.handle)
 
     def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+        self.handling.__enter__()
         return self
 
     def handle(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         self.signal = signum
 
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
+    def __exit__(self, *exc: Any) -> None:
+        self.handling.__exit__(*exc)

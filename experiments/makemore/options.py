@@ -16,6 +16,7 @@ from experiments.makemore.errors import UsageError
 from experiments.makemore.model import MLP, Experiment
 
 PROG = MLP.prog  # the MLP's; each experiment's is ``Experiment.prog``
+DIAGNOSTICS_EVERY = 100  # steps between two samples of the diagnostics, unless told otherwise
 SIZE = 2**31 - 1  # a larger size overflows NumPy's shape arithmetic before memory runs out
 COUNT = 2**62
 
@@ -73,6 +74,8 @@ class Request:
     overwrite: bool
     pause_at: int | None
     graph_timeout: float
+    diagnostics: bool | None = None  # --diagnostics or --no-diagnostics, if given
+    diagnostics_every: int | None = None  # if given
     experiment: Experiment = MLP
 
     def new_options(self) -> Options:
@@ -150,6 +153,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser, experiment: Experiment) 
         metavar="SECONDS",
         help="time Graphviz may take to draw graph.svg before it is skipped (default: %(default)s)",
     )
+    parser.add_argument(
+        "--diagnostics",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="sample the training every --diagnostics-every steps and write activations.png, "
+        "gradients.png, weights.png, updates.png and diagnostics.json (default: on; with --resume, "
+        "as the run was)",
+    )
+    parser.add_argument(
+        "--diagnostics-every",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"steps between two samples of the diagnostics (default: {DIAGNOSTICS_EVERY}; with --resume, "
+        "the run's)",
+    )
 
 
 def parse(argv: Sequence[str] | None, experiment: Experiment = MLP) -> Request:
@@ -159,11 +178,25 @@ def parse(argv: Sequence[str] | None, experiment: Experiment = MLP) -> Request:
     problems = check(given, experiment)
     if args["pause_at"] is not None and args["pause_at"] < 1:
         problems.append(f"--pause-at must be at least 1, got {args['pause_at']}")
+    if args.get("diagnostics_every", 1) < 1:
+        problems.append(f"--diagnostics-every must be at least 1, got {args['diagnostics_every']}")
     if not (math.isfinite(args["graph_timeout"]) and args["graph_timeout"] > 0):
         problems.append(f"--graph-timeout must be a positive number of seconds, got {args['graph_timeout']}")
     if problems:
         raise UsageError("; ".join(problems))
     return Request(given, **args, experiment=experiment)
+
+
+def diagnostics_every(request: Request, saved: dict[str, Any] | None) -> int | None:
+    """Every how many steps the run samples its diagnostics, None for not at all: as given, else
+    as the resumed run did (``saved``: its checkpoint's diagnostics), else every DIAGNOSTICS_EVERY."""
+    if request.diagnostics is False:
+        return None
+    if request.diagnostics_every is not None:
+        return request.diagnostics_every
+    if saved is not None and (request.diagnostics is None or saved["every"] is not None):
+        return saved["every"]
+    return DIAGNOSTICS_EVERY
 
 
 def check(values: dict[str, Any], experiment: Experiment = MLP) -> list[str]:

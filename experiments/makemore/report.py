@@ -1,5 +1,6 @@
 """A finished run's results, each written as soon as it is known: model.npz and metrics.json
-first, then samples.txt, loss.png and graph.svg, whose failure is a warning that loses nothing."""
+first, then samples.txt, loss.png, the diagnostics (diagnostics.json and its four pictures) and
+graph.svg, whose failure is a warning that loses nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from experiments.makemore.errors import ExperimentError, write_failed
 from experiments.makemore.options import Options
 from experiments.makemore.plot import plot_loss
 from experiments.makemore.progress import format_seconds
+from nn import diagnostics
 from tape import viz
 from tape.atomic import atomic_path, write_text
 
@@ -28,6 +30,7 @@ SAMPLES = 20
 # (viz.RenderError, a RuntimeError), a full disk, matplotlib missing, a model whose
 # probabilities are not finite
 OPTIONAL_FAILURES = (ExperimentError, OSError, RuntimeError, ValueError, ImportError)
+DIAGNOSTICS = "diagnostics.json"
 
 
 def write_model(model: nn.Module, path: Path) -> None:
@@ -119,8 +122,18 @@ def write_results(
             title=title,
         ),
     )
+    if run.diagnostics is not None:
+        write_diagnostics(run.diagnostics, out)
     draw = partial(draw_graph, model, splits["train"], options.batch_size, out / "graph.svg", graph_timeout)
     optional("graph.svg", draw)
+
+
+def write_diagnostics(recorder: diagnostics.Recorder, out: Path) -> None:
+    """diagnostics.json, then each picture drawn from it (``nn.diagnostics.FIGURES``)."""
+    numbers = recorder.to_json()
+    optional(DIAGNOSTICS, lambda: write_text(out / DIAGNOSTICS, json.dumps(numbers, allow_nan=False) + "\n"))
+    for name, figure in diagnostics.FIGURES.items():
+        optional(name, lambda figure=figure, name=name: diagnostics.save(figure(numbers), out / name))
 
 
 def write_essentials(run: Run, splits: Mapping[str, Examples], saver: Saver) -> dict[str, Any]:

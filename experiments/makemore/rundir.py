@@ -11,11 +11,22 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from experiments.makemore.checkpoint import CHECKPOINT, LOSSES
+from experiments.makemore.checkpoint import CHECKPOINT, LOSSES, UPDATES
 from experiments.makemore.errors import UsageError
+from nn.diagnostics import FIGURES
 
-RESULTS = ("metrics.json", "model.npz", "samples.txt", "loss.png", "graph.svg", "graph.dot")
-RUN_FILES = (CHECKPOINT, LOSSES, *RESULTS)
+RESULTS = (
+    "metrics.json",
+    "model.npz",
+    "samples.txt",
+    "loss.png",
+    "diagnostics.json",
+    *FIGURES,
+    "graph.svg",
+    "graph.dot",
+)
+LOGS = (LOSSES, UPDATES)  # written during training, before the first checkpoint
+RUN_FILES = (CHECKPOINT, *LOGS, *RESULTS)
 PROBE = "write-test"  # the file that checks --out is writable
 # tape.atomic's temporary name for PATH: .NAME.PID.HEX.tmp beside it
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.\d+\.[0-9a-f]+\.tmp")
