@@ -138,36 +138,15 @@ def embedding(
     """
     if max_norm is not None or scale_grad_by_freq:
         raise NotImplementedError("embedding: max_norm and scale_grad_by_freq are not supported")
-    if weight.ndim != 2:
-        raise ValueError(
-            f"embedding: weight must be (num_embeddings, embedding_dim), got shape {weight.shape}"
-        )
-    index = _array(input)
-    count = weight.shape[0]
-    if index.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got {index.dtype}")
-    # NumPy would count negative indices from the end; torch refuses them. Indices too large are
-    # caught by the gather itself, so the hot path (nn.Embedding each step) pays for one reduction.
-    if index.dtype.kind == "i" and index.size and index.min() < 0:
-        raise _out_of_range(index.min(), count)
-    try:
-        rows = weight[index]
-    except IndexError:
-        raise _out_of_range(index.max(), count) from None
+    rows = tape.embedding(weight, input)
     if padding_idx is None:
         return rows
+    index, count = _array(input), weight.shape[0]
     padding = padding_idx + count if padding_idx < 0 else padding_idx
     if not 0 <= padding < count:
         raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {count} embeddings")
     # the same values, but the padding rows come from a detached copy: no gradient reaches them
     return tape.where((index != padding)[..., None], rows, weight.detach()[index])
-
-
-def _out_of_range(index: int, count: int) -> IndexError:
-    return IndexError(
-        f"embedding: index {index} is out of range for a table of {count} embeddings "
-        f"(valid: 0 to {count - 1})"
-    )
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
@@ -227,13 +206,17 @@ def update_running_statistics(
     """``running = (1 - momentum) * running + momentum * batch``, in place (optimisers, checkpoints
     and state dicts hold these very arrays). The running variance is always the unbiased one,
     as torch keeps it, whichever variance normalised the batch."""
-    n = statistics.bndiff.size // statistics.bnvar.size
-    variance = statistics.bnvar if unbiased else statistics.bnvar * (n / (n - 1))
-    for running, batch in ((running_mean, statistics.bnmean), (running_var, variance)):
-        if running is not None:
-            array = _array(running)
-            array *= 1 - momentum
-            array += momentum * batch
+    if running_mean is not None:
+        _move_towards(_array(running_mean), statistics.bnmean, momentum)
+    if running_var is not None:
+        n = statistics.bndiff.size // statistics.bnvar.size
+        variance = statistics.bnvar if unbiased else statistics.bnvar * (n / (n - 1))
+        _move_towards(_array(running_var), variance, momentum)
+
+
+def _move_towards(running: np.ndarray, batch: np.ndarray, momentum: float) -> None:
+    running *= 1 - momentum
+    running += momentum * batch
 
 
 def normalise_features(
@@ -253,9 +236,8 @@ def normalise_features(
     Shared by ``nn.BatchNorm1d`` (features last, as the notebook) and ``batch_norm`` (channels
     at dim 1, as torch, moved last around this call).
     """
-    features = x.shape[-1]
-    gain = np.ones(features, x.dtype) if weight is None else weight
-    shift = np.zeros(features, x.dtype) if bias is None else bias
+    gain = np.ones(x.shape[-1], x.dtype) if weight is None else weight
+    shift = np.zeros(x.shape[-1], x.dtype) if bias is None else bias
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var (or training=True)")
@@ -487,19 +469,26 @@ def _integer_targets(name: str, target: Any) -> np.ndarray:
     return labels
 
 
-def _fused_applies(
+def _fused_loss(
     input: Tensor, labels: np.ndarray, weight: Any, ignore_index: int, reduction: str, smoothing: float
-) -> bool:
-    """The fused ``tape.cross_entropy`` is exactly torch's loss for 2-D logits and a plain mean."""
-    return (
+) -> Tensor | None:
+    """The fused ``tape.cross_entropy``, which is exactly torch's loss for 2-D logits, integer
+    labels and a plain mean; None where it does not apply."""
+    if not (
         input.ndim == 2
         and reduction == "mean"
         and weight is None
         and not smoothing
         and labels.dtype.kind in "iu"
         and labels.ndim == 1
-        and not (labels == ignore_index).any()
-    )
+    ):
+        return None
+    if 0 <= ignore_index < input.array.shape[1]:
+        return None if (labels == ignore_index).any() else tape.cross_entropy(input, labels)
+    try:  # the usual ignore_index (-100) is no class: the fused op's own range check finds it
+        return tape.cross_entropy(input, labels)
+    except IndexError:
+        return None  # a label to ignore, or one out of range, which the general path reports
 
 
 def cross_entropy(
@@ -523,8 +512,9 @@ def cross_entropy(
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     labels = _array(target)
-    if _fused_applies(input, labels, weight, ignore_index, reduction, label_smoothing):
-        return tape.cross_entropy(input, labels)
+    fused = _fused_loss(input, labels, weight, ignore_index, reduction, label_smoothing)
+    if fused is not None:
+        return fused
     logp = input.log_softmax(0 if input.ndim == 1 else 1)
     if labels.dtype.kind == "f":
         if tuple(labels.shape) != tuple(input.shape):

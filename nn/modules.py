@@ -16,6 +16,7 @@ import numpy as np
 import tape
 from nn import functional as F
 from tape import Tensor
+from tape.tensor import zero_gradients
 
 
 class Parameter(Tensor):
@@ -37,15 +38,6 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         return (Parameter, (self.array, self.requires_grad))
-
-
-def zero_gradients(parameters: Iterable[Tensor], set_to_none: bool = True) -> None:
-    """``grad = None`` (torch's default), or the gradient zeroed in place."""
-    for p in parameters:
-        if set_to_none:
-            p.grad = None
-        elif p.grad is not None:
-            p.grad.array[...] = 0
 
 
 def _is_parameter(value: Any) -> bool:
@@ -354,6 +346,7 @@ class BatchNorm1d(Module):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
+        self.num_features = dim
         self.eps = eps
         self.momentum = momentum
         self.unbiased = unbiased
@@ -363,8 +356,8 @@ class BatchNorm1d(Module):
         self.register_buffer("running_var", np.ones(dim, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        features = self.weight.shape[0]
-        if x.ndim not in (2, 3) or x.shape[-1] != features:
+        shape, features = x.shape, self.num_features
+        if len(shape) not in (2, 3) or shape[-1] != features:
             raise ValueError(
                 f"BatchNorm1d({features}): expected an input (n, {features}) or (n, length, {features}), "
                 f"got shape {tuple(x.shape)}"
@@ -382,7 +375,7 @@ class BatchNorm1d(Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={self.eps}, momentum={self.momentum}, unbiased={self.unbiased}"
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, unbiased={self.unbiased}"
 
 
 class LayerNorm(Module):

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from nn.modules import zero_gradients
 from tape import Tensor
+from tape.tensor import gradients, zero_gradients
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
@@ -67,14 +67,11 @@ class Optimizer:
 
     def step_group(self, group: dict[str, Any]) -> None:
         states = self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:  # a parameter the loss does not depend on
-                continue
+        for p, grad in gradients(group["params"]):  # parameters the loss does not depend on have none
             state = states.get(p)
             if state is None:  # not setdefault(p, {}): that builds a dict per parameter per step
                 state = states[p] = {}
-            self.update(p, grad.array, state, group)
+            self.update(p, grad, state, group)
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -153,10 +150,10 @@ class SGD(Optimizer):
             return
         # the notebook's ``p.data += -lr * p.grad``, the common case: no state, as torch keeps none
         lr, weight_decay = group["lr"], group["weight_decay"]
-        for p in group["params"]:
-            grad = p.grad
-            if grad is not None:
-                p.array -= lr * _with_weight_decay(grad.array, p, weight_decay)
+        for p, g in gradients(group["params"]):
+            if weight_decay:
+                g = g + weight_decay * p.array
+            p.array -= lr * g
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         momentum = group["momentum"]

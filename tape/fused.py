@@ -28,14 +28,16 @@ def linear_op(x, W, b):
 
 def dlinear_W(dout, x, W):
     # rows of every leading dim are samples: dW = x^T @ dout over all of them
+    if x.ndim == 2:  # the notebook's (n, fan_in): no reshapes on the hot path
+        return x.T @ dout
     return x.reshape(-1, W.shape[0]).T @ dout.reshape(-1, W.shape[1])
 
 
-linear_op.defvjp(
-    lambda dout, x, W: dout @ W.T,
-    dlinear_W,
-    lambda dout, x, W: dout.reshape(-1, W.shape[1]).sum(0),
-)
+def dlinear_b(dout, x, W):
+    return dout.sum(0) if dout.ndim == 2 else dout.reshape(-1, W.shape[1]).sum(0)
+
+
+linear_op.defvjp(lambda dout, x, W: dout @ W.T, dlinear_W, dlinear_b)
 
 
 def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
@@ -90,6 +92,11 @@ def dcross_entropy(dloss, counts, counts_sum, Yb):
 cross_entropy_op.defvjp(dcross_entropy)
 
 
+def _within(labels: np.ndarray, classes: int) -> bool:
+    # argmin and argmax, not min and max: a third of the cost on a minibatch's labels
+    return labels.size == 0 or (labels.item(labels.argmin()) >= 0 and labels.item(labels.argmax()) < classes)
+
+
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """``F.cross_entropy(logits, targets)`` for logits (n, classes) and integer targets (n,)."""
     Yb = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
@@ -99,7 +106,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
             f"got shapes {logits.shape} and {Yb.shape}"
         )
-    if Yb.dtype.kind not in "iu" or (Yb.size and not 0 <= Yb.min() <= Yb.max() < shape[1]):
+    if Yb.dtype.kind not in "iu" or not _within(Yb, shape[1]):
         raise IndexError(
             f"cross_entropy: targets must be integers in [0, {logits.shape[1]}) for logits of "
             f"shape {logits.shape}"
@@ -191,14 +198,16 @@ def dbatchnorm_hprebn(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correcti
 
 
 def dbatchnorm_bngain(dhpreact, bnraw, bngain, *_):
-    return np.einsum("ij,ij->j", rows(dhpreact), rows(bnraw)).reshape(np.shape(bngain))
+    # bngain is a tensor's array here (the VJP runs only for a gain that requires grad)
+    return np.einsum("ij,ij->j", rows(dhpreact), rows(bnraw)).reshape(bngain.shape)
 
 
-batchnorm_op.defvjp(
-    dbatchnorm_hprebn,
-    dbatchnorm_bngain,
-    lambda dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction: unbroadcast(dhpreact, bnbias_shape),
-)
+def dbatchnorm_bnbias(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction):
+    dbnbias = rows(dhpreact).sum(0)  # per feature; a bias of another shape gets the general unbroadcast
+    return dbnbias if dbnbias.shape == bnbias_shape else unbroadcast(dhpreact, bnbias_shape)
+
+
+batchnorm_op.defvjp(dbatchnorm_hprebn, dbatchnorm_bngain, dbatchnorm_bnbias)
 
 
 def batchnorm(

@@ -57,7 +57,7 @@ def sizes(args: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def view_method(self: Tensor, *shape: Any) -> Tensor:
-    shape = tuple(int(s) for s in sizes(shape))
+    shape = sizes(shape)  # NumPy takes ints, NumPy ints and one-element tensors (__index__) alike
     try:
         return apply(view, (self,), shape)
     except (ValueError, TypeError):
@@ -302,6 +302,33 @@ def gather_step(x: Tensor, index: Any) -> Tensor:
     if copies(index):  # an index array copies: changing the copy leaves x as it was
         out.version = [0]
     return out
+
+
+def embedding(weight: Tensor, indices: Any) -> Tensor:
+    """``torch.embedding(weight, indices)``: the rows of ``weight`` (num_embeddings, dim) at the
+    integer ``indices`` (any shape), one gather entry. Indices are checked as torch checks them:
+    a negative one is an error, not a count from the end."""
+    index = indices.array if isinstance(indices, Tensor) else np.asarray(indices)
+    shape = weight.array.shape
+    if len(shape) != 2:
+        raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {shape}")
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {index.dtype}")
+    # argmin and one element, not min(): a third of the cost on a minibatch, on every step;
+    # indices too large are caught by the gather itself
+    if index.dtype.kind == "i" and index.size and index.item(index.argmin()) < 0:
+        raise _out_of_range(index.min(), shape[0])
+    try:
+        return gather_step(weight, index.copy())  # a copy: a later change to indices moves no gradient
+    except IndexError:
+        raise _out_of_range(index.max(), shape[0]) from None
+
+
+def _out_of_range(index: int, count: int) -> IndexError:
+    return IndexError(
+        f"embedding: index {index} is out of range for a table of {count} embeddings "
+        f"(valid: 0 to {count - 1})"
+    )
 
 
 def copies(index: Any) -> bool:

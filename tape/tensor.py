@@ -9,6 +9,7 @@ their Tensor methods, live beside their VJPs in ``elementwise.py``, ``reductions
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -359,6 +360,23 @@ def _number(v: float, spec: str) -> str:
 
 
 # ---------------------------------------------------------------- applying an op
+
+
+def gradients(tensors: Iterable[Tensor]) -> list[tuple[Tensor, np.ndarray]]:
+    """``(tensor, its gradient's array)`` for each tensor that has a gradient: what an optimiser
+    steps with, read without a property call per parameter on every step."""
+    return [(t, t._grad.array) for t in tensors if t._grad is not None]
+
+
+def zero_gradients(tensors: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """``optimizer.zero_grad()``: each gradient set to None (torch's default) or zeroed in place."""
+    if set_to_none:
+        for t in tensors:
+            t._grad = None  # not through the setter: this runs for every parameter on every step
+        return
+    for t in tensors:
+        if t._grad is not None:
+            t._grad.array[...] = 0
 
 
 def wrap(array: Any) -> Tensor:

@@ -162,6 +162,15 @@ class scope(_Switch):
     def value(self, previous: str | None) -> str:
         return self.name if previous is None else f"{previous}/{self.name}"
 
+    # entered on every module call: the generic switch's getattr/setattr by name, spelled out
+    def __enter__(self) -> None:
+        previous = Mode.scope
+        self._restore.append(previous)
+        Mode.scope = self.name if previous is None else f"{previous}/{self.name}"
+
+    def __exit__(self, *exc: object) -> None:
+        Mode.scope = self._restore.pop()
+
 
 class detect_anomaly(_Switch):
     """Context manager: the first nan or inf made by an op, forward or backward, raises."""

@@ -318,6 +318,22 @@ def test_embedding_matches_torch_and_padding_rows_get_no_gradient(dtype, padding
         np.testing.assert_array_equal(checked.inputs[0].grad.array[padding_idx], 0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tape_embedding_is_torch_embedding_and_keeps_its_own_copy_of_the_indices(dtype):
+    index = np.array([[0, 2, 4], [2, 2, 1]])
+    check_torch(
+        lambda lib, weight, index: lib.embedding(weight, index),
+        rng(13).standard_normal((5, 3)),
+        index,
+        dtype=dtype,
+    )
+    weight = tape.tensor(np.ones((5, 3)), requires_grad=True)
+    rows = tape.embedding(weight, index)
+    index[:] = 0  # changed after the lookup: the gradient still goes to the rows looked up
+    rows.sum().backward()
+    np.testing.assert_array_equal(weight.grad.array[:, 0], [1, 1, 3, 0, 1])
+
+
 @pytest.mark.parametrize("bad", [5, -1])
 def test_embedding_refuses_indices_out_of_range_including_negatives(bad):
     weight = tape.tensor(np.zeros((5, 3)), requires_grad=True)
@@ -325,6 +341,8 @@ def test_embedding_refuses_indices_out_of_range_including_negatives(bad):
         IndexError, match=rf"embedding: index {bad} is out of range .* 5 embeddings \(valid: 0 to 4\)"
     ):
         F.embedding(np.array([0, bad]), weight)
+    with pytest.raises(IndexError, match=rf"embedding: index {bad} is out of range"):
+        tape.embedding(weight, np.array([[0], [bad]]))
     with pytest.raises(IndexError):
         TF.embedding(torch.tensor([0, bad]), torch.zeros(5, 3))
 
