@@ -25,6 +25,20 @@ Forward = Callable[..., tuple[Any, tuple]]
 Vjp = Callable[..., np.ndarray]
 
 REGISTRY: dict[str, Op] = {}
+# Saved values that are an op's parameters, not values it computed, by the name it saves them
+# under, with the keyword the drawing shows them by ("": positional, as in pow(•, -0.5)).
+# Backward keeps them when it frees the arrays.
+PARAMETERS = {
+    "p": "",
+    "dims": "dim",
+    "dim": "dim",
+    "keepdim": "keepdim",
+    "index": "index",
+    "axes": "axes",
+    "repeats": "repeats",
+    "diagonal": "diagonal",
+    "correction": "correction",
+}
 
 
 class Op:
@@ -35,7 +49,7 @@ class Op:
     (None: the op's cases are written by hand in ``tests/cases.py``).
     """
 
-    __slots__ = ("broadcasts", "doc", "domain", "forward", "name", "saves", "view", "vjps")
+    __slots__ = ("broadcasts", "doc", "domain", "forward", "name", "parameters", "saves", "view", "vjps")
 
     def __init__(
         self,
@@ -50,6 +64,7 @@ class Op:
         self.view = view  # the output may share memory with input 0 (and so its version)
         self.forward = forward
         self.saves = saves
+        self.parameters = any(name in PARAMETERS for name in saves)  # some saved value is kept by backward
         self.broadcasts = broadcasts
         self.domain = domain
         self.doc = (forward.__doc__ or "").strip().split("\n")[0]

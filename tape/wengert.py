@@ -36,6 +36,7 @@ _counter = itertools.count()
 # with its views) holds the count at its last in-place change, so one comparison per entry
 # tells whether anything it saved may have changed since it was recorded.
 _mutations = [0]
+FREED = -1  # an entry's epoch once backward has freed its arrays: never the current count
 
 
 def mark_changed_in_place(version: list[int]) -> None:
@@ -53,12 +54,12 @@ class Entry:
         self.index = next(_counter)  # recording order: a topological order of the graph
         self.op = op
         self.inputs = inputs  # tensors and constants, as the op received them
-        self.saved = saved  # what the VJPs read; None once backward has freed it
+        self.saved = saved  # what the VJPs read; after backward only the op's parameters, or None
         self.edges = edges  # (position, tensor, the entry that made it) per input needing a gradient
         self.output = weakref.ref(output)  # weak: the output owns its entry, not the reverse
         self.retain = False  # set by retain_grad(): keep this output's gradient
         self.scope = Mode.scope  # e.g. "Sequential/Linear 2" inside model[2]; for drawing clusters
-        self.epoch = _mutations[0]  # in-place changes made before this entry: see check_saved
+        self.epoch = _mutations[0]  # in-place changes made before this entry (FREED after backward)
 
     def __repr__(self) -> str:
         return f"Entry({self.index}, {self.op.name})"
@@ -216,7 +217,7 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     anomaly = Mode.anomaly
     for entry in reversed(ancestors((root,))):
         dout = grads.pop(entry)  # every gradient that reaches this entry's output, summed
-        if entry.saved is None or entry.epoch != _mutations[0]:
+        if entry.epoch != _mutations[0]:
             check_saved(entry)  # freed, or something changed in place since it was recorded
         if entry.retain:
             _keep_retained(entry, dout, handed_out)
@@ -240,7 +241,7 @@ def backward_from_leaf(leaf: Any, gradient: np.ndarray) -> None:
 
 def check_saved(entry: Entry) -> None:
     """Raise if the entry was freed, or if an input it saved was changed in place since."""
-    if entry.saved is None:
+    if entry.epoch == FREED:
         raise RuntimeError(
             f"backward: tape entry {entry.index} ({entry.op.name}) was already "
             "backpropagated and its saved values freed; pass retain_graph=True to the "
@@ -282,11 +283,31 @@ def fit_gradient(entry: Entry, k: int, g: Any, like: np.ndarray) -> np.ndarray:
 
 
 def free_saved(entry: Entry) -> None:
-    # only arrays are worth freeing; an entry that saved none (shapes, dims) can run again
-    for value in entry.saved:
+    # Arrays are what is worth freeing. An op's parameters (exponent, dims, an index's shape) stay
+    # for the printed list and the drawing, as torch keeps its saved scalars; an entry that saved
+    # no array (a view, a sum) can even run again, as in torch.
+    saved = entry.saved
+    for value in saved:
         if type(value) is np.ndarray:
-            entry.saved = None
+            entry.epoch = FREED
+            entry.saved = _kept(saved) if entry.op.parameters else None
             return
+
+
+def _kept(saved: tuple) -> tuple:
+    return tuple([Freed((v.dtype, v.shape)) if type(v) is np.ndarray else v for v in saved])
+
+
+class Freed(tuple):
+    """``(dtype, shape)`` of a saved array that backward freed, in its place among the entry's
+    saved values. A tuple subclass, so that making one runs no Python code."""
+
+    __slots__ = ()
+    dtype = property(operator.itemgetter(0))
+    shape = property(operator.itemgetter(1))
+
+    def __repr__(self) -> str:
+        return f"{self.dtype}{list(self.shape)} (freed)"
 
 
 def _keep_retained(entry: Entry, dout: np.ndarray, handed_out: set[int]) -> None:

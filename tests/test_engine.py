@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tape
+from tape.wengert import Freed
 
 
 def leaf(values, dtype=tape.float64):
@@ -56,8 +57,20 @@ def test_backward_frees_the_arrays_the_vjps_saved_and_keeps_entries_that_saved_n
     loss = (x * x).sum()
     loss.backward()
     mul, total = tape.wengert_list(loss)
-    assert mul.saved is None and total.saved is not None  # sum saved a shape and dims: nothing to free
+    assert mul.saved is None  # mul has no parameters: nothing is left
+    assert not any(isinstance(v, Freed) for v in total.saved)  # sum saved a shape and dims: kept
     assert "(freed)" in str(tape.wengert_list(loss))
+
+
+def test_backward_frees_saved_arrays_but_keeps_the_ops_parameters():
+    x = leaf([1.0, 2.0])
+    y = x[np.array([1, 1, 0])] ** -0.5
+    y.sum().backward()
+    gather, power, _ = tape.wengert_list(y.sum())
+    (index, shape), (base, exponent) = gather.saved, power.saved
+    assert isinstance(index, Freed) and (index.dtype, index.shape) == (np.int64, (3,)) and shape == (2,)
+    assert isinstance(base, Freed) and exponent == -0.5
+    assert "p=-0.5" in str(tape.wengert_list(y))
 
 
 def test_a_second_backward_through_entries_that_saved_no_array_works_as_in_torch():

@@ -18,29 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from tape.op import Op
+from tape.op import PARAMETERS, Op
 from tape.tensor import Tensor
-from tape.wengert import Entry
+from tape.wengert import Entry, Freed
 
 OPERAND = "•"  # a tensor operand, in an op label such as mul(0.03125, •)
 CONSTANT_DIGITS = 4  # constants are exact Python numbers: no noise to round away
 LONGEST_PARAMETER = 40  # characters; a longer description is cut with an ellipsis
 
-# the saved values worth showing on an op, by the name the op saves them under; the rest are
-# arrays the VJP reads, or shapes and dtypes already drawn on the input's node
-PARAMETERS = {
-    "p": "",  # the exponent of pow: positional, pow(•, -0.5)
-    "dims": "dim",
-    "dim": "dim",
-    "keepdim": "keepdim",
-    "index": "index",
-    "axes": "axes",
-    "repeats": "repeats",
-    "diagonal": "diagonal",
-    "correction": "correction",
-}
-# arrays are shown (by dtype and shape) only where the user gave them: gather's index, not
-# the argmax that max_dim saves under the same name
+# the saved values worth showing on an op are its PARAMETERS (tape.op); the rest are arrays the
+# VJP reads, or shapes and dtypes already drawn on the input's node. Arrays are shown (by dtype
+# and shape) only where the user gave them: gather's index, not the argmax that max_dim saves
+# under the same name
 SHOWN_ARRAYS = {("gather", "index")}
 
 
@@ -143,16 +132,16 @@ def tensor_tooltip(t: Tensor, name: str | None, kind: str, parity: Any, digits: 
 def op_label(entry: Entry) -> str:
     """The op's name, with its constant operands in place and its parameters: ``pow(•, -0.5)``."""
     arguments = [OPERAND if isinstance(x, Tensor) else describe(x) for x in entry.inputs]
-    parameters = op_parameters(entry) or []
+    parameters = op_parameters(entry)
     if not parameters and all(a == OPERAND for a in arguments):
         return entry.op.name
     return f"{entry.op.name}({', '.join(arguments + parameters)})"
 
 
-def op_parameters(entry: Entry) -> list[str] | None:
-    """``dim=1``, ``keepdim=True``, ``index=int64[32]`` ...; None once backward has freed them."""
-    if entry.saved is None:
-        return None
+def op_parameters(entry: Entry) -> list[str]:
+    """``dim=1``, ``keepdim=True``, ``index=int64[32]`` ...: kept by the entry after backward too."""
+    if entry.saved is None:  # freed, and the op has no parameters
+        return []
     shown = []
     for saved_as, value in zip(entry.op.saves, entry.saved):
         keyword = PARAMETERS.get(saved_as)
@@ -166,24 +155,19 @@ def op_parameters(entry: Entry) -> list[str] | None:
 
 
 def _holds_array(value: Any) -> bool:
-    return isinstance(value, np.ndarray) or (isinstance(value, tuple) and any(map(_holds_array, value)))
-
-
-def has_parameters(op: Op) -> bool:
-    return any(saved_as in PARAMETERS for saved_as in op.saves)
+    return isinstance(value, (np.ndarray, Freed)) or (
+        isinstance(value, tuple) and any(map(_holds_array, value))
+    )
 
 
 def op_tooltip(entry: Entry, position: int) -> list[str]:
     scope = f" in {entry.scope}" if entry.scope else ""
-    lines = [f"tape entry {position}: {entry.op.name}{scope}"]
-    if entry.saved is None and has_parameters(entry.op):
-        lines.append("its parameters were freed by backward: call backward(retain_graph=True) to draw them")
-    return lines
+    return [f"tape entry {position}: {entry.op.name}{scope}"]
 
 
 def describe(value: Any) -> str:
     """A constant or parameter as the Wengert list prints it: arrays by dtype and shape."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, Freed)):  # an array, or what stands for it once backward freed it
         return f"{value.dtype}{list(value.shape)}"
     if isinstance(value, tuple):
         if len(value) == 1 and isinstance(value[0], (int, np.integer)):
