@@ -280,6 +280,7 @@ def updates_figure(source: Source) -> Figure:
         ylabel="log10(update std / data std)",
         title=f"update to data ratio, sampled every {numbers['every']:,} steps",
     )
+    ax[0].xaxis.set_major_formatter("{x:,.0f}")  # 150,000 steps, not 150000
     _legend(ax[0], len(updates["log10_update_ratio"]) + 1)
     return fig
 

@@ -227,3 +227,22 @@ def test_a_failure_while_drawing_only_warns(names, tmp_path, capsys, monkeypatch
         f"warning: {name} not written: [Errno 28] No space left on device" for name in PICTURES
     ]
     assert all((out / name).exists() for name in ["metrics.json", "model.npz", "diagnostics.json"])
+
+
+def test_damaged_diagnostics_in_a_checkpoint_are_refused_or_only_warn(names, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(names, out, *DIAGNOSTICS, "--steps", "10", "--pause-at", "5") == 0
+    arrays = load(out / "checkpoint.npz")
+    arrays["diagnostics"] = np.frombuffer(b"{not json", dtype=np.uint8)
+    np.savez(out / "checkpoint.npz", **arrays)
+    capsys.readouterr()
+    assert makemore_mlp.main(["--resume", "--out", str(out)]) == 2
+    assert f"{out / 'checkpoint.npz'}: diagnostics are damaged" in capsys.readouterr().err
+    # JSON as the checkpoint expects, histograms as the recorder never wrote them
+    state = {"every": 100, "rows": 1, "snapshots": [{"step": 0}]}
+    arrays["diagnostics"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    np.savez(out / "checkpoint.npz", **arrays)
+    assert makemore_mlp.main(["--resume", "--out", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {name} not written: '{name[:-4]}'" for name in PICTURES[:3]]
+    assert (out / "metrics.json").exists() and (out / "updates.png").exists()

@@ -30,6 +30,8 @@ SAMPLES = 20
 # (viz.RenderError, a RuntimeError), a full disk, matplotlib missing, a model whose
 # probabilities are not finite
 OPTIONAL_FAILURES = (ExperimentError, OSError, RuntimeError, ValueError, ImportError)
+# and the diagnostics': a checkpoint's histograms that are not what the recorder wrote
+DIAGNOSTICS_FAILURES = (*OPTIONAL_FAILURES, KeyError, TypeError)
 DIAGNOSTICS = "diagnostics.json"
 
 
@@ -58,11 +60,13 @@ def summary(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def optional(what: str, write: Callable[[], None]) -> bool:
-    """Run ``write``; on failure print a warning naming ``what`` and go on. Whether it worked."""
+def optional(
+    what: str, write: Callable[[], None], failures: tuple[type[Exception], ...] = OPTIONAL_FAILURES
+) -> bool:
+    """Run ``write``; on one of ``failures`` print a warning naming ``what`` and go on. Whether it worked."""
     try:
         write()
-    except OPTIONAL_FAILURES as e:
+    except failures as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         print(f"warning: {what} not written: {reason}", file=sys.stderr)
         return False
@@ -129,11 +133,21 @@ def write_results(
 
 
 def write_diagnostics(recorder: diagnostics.Recorder, out: Path) -> None:
-    """diagnostics.json, then each picture drawn from it (``nn.diagnostics.FIGURES``)."""
-    numbers = recorder.to_json()
-    optional(DIAGNOSTICS, lambda: write_text(out / DIAGNOSTICS, json.dumps(numbers, allow_nan=False) + "\n"))
-    for name, figure in diagnostics.FIGURES.items():
-        optional(name, lambda figure=figure, name=name: diagnostics.save(figure(numbers), out / name))
+    """diagnostics.json, then each picture drawn from its numbers (``nn.diagnostics.FIGURES``)."""
+    numbers: dict[str, Any] = {}
+
+    def write_numbers() -> None:
+        numbers.update(recorder.to_json())
+        write_text(out / DIAGNOSTICS, json.dumps(numbers, allow_nan=False) + "\n")
+
+    optional(DIAGNOSTICS, write_numbers, DIAGNOSTICS_FAILURES)
+    for name, figure in diagnostics.FIGURES.items() if numbers else ():  # none: the warning said why
+        draw = partial(_draw_figure, figure, numbers, out / name)
+        optional(name, draw, DIAGNOSTICS_FAILURES)
+
+
+def _draw_figure(figure: Callable[[Any], Any], numbers: Mapping[str, Any], path: Path) -> None:
+    diagnostics.save(figure(numbers), path)
 
 
 def write_essentials(run: Run, splits: Mapping[str, Examples], saver: Saver) -> dict[str, Any]:
