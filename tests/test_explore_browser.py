@@ -206,3 +206,15 @@ def test_hostile_names_stay_text(browser, tmp_path):
     assert page.page.evaluate("window.pwned") is None
     assert hostile in page.text("#list") and page.text("#title") == hostile
     page.close()
+
+
+def test_the_experiment_writes_the_notebook_page_and_screenshots_it(browser, tmp_path, monkeypatch, capsys):
+    from experiments import explore
+
+    page, image = tmp_path / "explore.html", tmp_path / "explore.png"
+    monkeypatch.setattr("sys.argv", ["explore", "--out", str(page)])
+    explore.main()
+    assert page.stat().st_size < 2_000_000
+    assert f"{page} (0." in capsys.readouterr().out  # its size in MB
+    explore.screenshot(browser, page, image, step=7)
+    assert image.read_bytes().startswith(b"\x89PNG")
