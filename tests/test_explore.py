@@ -170,3 +170,23 @@ def test_a_root_without_an_entry_or_of_many_elements_is_refused(tmp_path):
         viz.explore(x, tmp_path / "leaf.html")
     with pytest.raises(RuntimeError, match="pass gradient="):
         viz.explore(x * 2, tmp_path / "vector.html")
+
+
+NAMES = Path(__file__).resolve().parent.parent / "data" / "names.txt"
+
+
+@needs_dot
+@pytest.mark.skipif(not NAMES.exists(), reason=f"{NAMES} is not there (.ci/run copies it)")
+def test_the_makemore_training_step_page_agrees_with_backward(tmp_path):
+    from experiments import explore
+
+    model, loss = explore.makemore_step()
+    path = explore.training_step_page(loss, tmp_path / "makemore.html")
+    assert path.stat().st_size < PAGE_LIMIT
+    data = page_data(path)
+    loss.backward()
+    shown = final_gradients(data)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(shown[name], p.grad.array, err_msg=name)
+    hidden = [t for t in data["tensors"] if t["shape"] == [32, 200]]
+    assert hidden and all("data" in data["arrays"][t["value"]] for t in hidden)  # heat maps, 6,400 values
