@@ -7,7 +7,7 @@ PyTorch's: ``torch.x`` is ``tape.x``.
 
 import numpy as np
 
-from tape import elementwise, inplace, linalg, reductions, shapes
+from tape import elementwise, functional, inplace, linalg, reductions, shapes
 from tape.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.creation import (
     arange,
@@ -46,6 +46,7 @@ from tape.dtypes import (
     uint8,
 )
 from tape.elementwise import where
+from tape.functional import grad
 from tape.fused import batch_statistics, batchnorm, cross_entropy, linear
 from tape.linalg import matmul
 from tape.op import REGISTRY, Op, primitive, unbroadcast
@@ -63,6 +64,7 @@ from tape.wengert import (
     enable_grad,
     is_grad_enabled,
     no_grad,
+    recorded_by_backward,
     scope,
     set_grad_enabled,
 )

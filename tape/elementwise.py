@@ -106,6 +106,7 @@ def cast(x, dtype):
 
 
 cast.defvjp(lambda dout, x_dtype: dout.astype(x_dtype))
+cast.defgraph(lambda dout, x_dtype: dout.to(x_dtype))
 
 # ---------------------------------------------------------------- binary arithmetic
 
@@ -159,13 +160,13 @@ def dpow_tensor_b(dout, a, b, out):
     # torch: where a == 0 and b >= 0 the gradient is 0, not 0 * log(0) = nan
     with np.errstate(divide="ignore", invalid="ignore"):
         db = dout * (out * np.log(a))
-    return np.where((np.asarray(a) == 0) & (np.asarray(b) >= 0), 0, db)
+    return select((np.asarray(a) == 0) & (np.asarray(b) >= 0), 0, db)
 
 
 def dpow_tensor_a(dout, a, b, out):
     with np.errstate(divide="ignore", invalid="ignore"):
         da = dout * (b * np.power(a, b - 1))
-    return np.where(np.asarray(b) == 0, 0, da)
+    return select(np.asarray(b) == 0, 0, da)
 
 
 pow_tensor.defvjp(dpow_tensor_a, dpow_tensor_b)
@@ -213,8 +214,8 @@ def where_(a, b, condition):
 
 
 where_.defvjp(
-    lambda dout, condition: np.where(condition, dout, 0),
-    lambda dout, condition: np.where(condition, 0, dout),
+    lambda dout, condition: select(condition, dout, 0),
+    lambda dout, condition: select(condition, 0, dout),
 )
 
 
@@ -232,6 +233,14 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
             "cannot be broadcast together"
         ) from None
     return run(where_, (keep(input, a_data), keep(other, b_data)), (a_data, b_data), (condition,))
+
+
+def select(condition: Any, a: Any, b: Any) -> Any:
+    """``np.where`` for VJPs: on arrays it is ``np.where``; when ``a`` or ``b`` is a tensor (a VJP
+    run by create_graph) it is tape's ``where``, so the choice is recorded and differentiable."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return where(np.asarray(condition.array if isinstance(condition, Tensor) else condition), a, b)
+    return np.where(condition, a, b)
 
 
 bind(binary(add), "__add__", "add")

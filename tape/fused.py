@@ -92,6 +92,25 @@ def dcross_entropy(dloss, counts, counts_sum, Yb):
 cross_entropy_op.defvjp(dcross_entropy)
 
 
+def dcross_entropy_graph(dloss, counts, counts_sum, Yb):
+    # create_graph: the same formula out of place, on tensors counts and counts_sum of the logits
+    n = counts.shape[0]
+    one_hot = np.zeros(counts.shape, counts.dtype)
+    one_hot[np.arange(n), Yb] = 1
+    return (counts / counts_sum - one_hot) * (dloss / n)
+
+
+def softmax_counts(inputs: tuple, out: Tensor, saved: tuple) -> tuple:
+    """create_graph: counts = e**(logits - max) and their row sums rebuilt on the tape. The max
+    is a constant (softmax does not depend on the shift), so no max entry is differentiated."""
+    (logits,) = inputs
+    counts = (logits - logits.array.max(1, keepdims=True)).exp()
+    return counts, counts.sum(1, keepdim=True), saved[2]
+
+
+cross_entropy_op.defgraph(dcross_entropy_graph, saved=softmax_counts)
+
+
 def _within(labels: np.ndarray, classes: int) -> bool:
     # argmin and argmax, not min and max: a third of the cost on a minibatch's labels
     return labels.size == 0 or (labels.item(labels.argmin()) >= 0 and labels.item(labels.argmax()) < classes)
@@ -208,6 +227,52 @@ def dbatchnorm_bnbias(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correcti
 
 
 batchnorm_op.defvjp(dbatchnorm_hprebn, dbatchnorm_bngain, dbatchnorm_bnbias)
+
+
+def feature_sum(a: Any) -> Any:
+    return rows(a).sum(0)
+
+
+def dbatchnorm_hprebn_graph(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction):
+    # create_graph: the notebook's one line as written, out of place on tensors
+    n = rows(dhpreact).shape[0]
+    scale = bngain * bnvar_inv / n
+    dbngain = feature_sum(dhpreact * bnraw)
+    return (
+        dhpreact * (n * scale)
+        - bnraw * (n / (n - correction) * scale * dbngain)
+        - scale * feature_sum(dhpreact)
+    )
+
+
+def dbatchnorm_bngain_graph(dhpreact, bnraw, bngain, *_):
+    return feature_sum(dhpreact * bnraw).reshape(np.shape(bngain))
+
+
+def dbatchnorm_bnbias_graph(dhpreact, bnraw, bngain, bnvar_inv, bnbias_shape, correction):
+    dbnbias = feature_sum(dhpreact)
+    return dbnbias if dbnbias.shape == bnbias_shape else unbroadcast(dhpreact, bnbias_shape)
+
+
+def normalised(inputs: tuple, out: Tensor, saved: tuple) -> tuple:
+    """create_graph: ``bnraw`` and ``bnvar_inv`` rebuilt from ``hprebn`` on the tape, so that the
+    second derivative sees the batch mean and variance move with every sample. eps is not saved:
+    ``1/bnvar_inv**2 - bnvar`` recovers it to a few ulps of ``bnvar + eps``, all that enters."""
+    hprebn, bngain, _ = inputs
+    bnraw, _, bnvar_inv, bnbias_shape, correction = saved
+    if isinstance(hprebn, Tensor):
+        samples = rows(hprebn)
+        n = samples.shape[0]
+        bndiff = hprebn - samples.sum(0) * (1 / n)
+        bnvar = feature_sum(bndiff * bndiff) * (1 / (n - correction))
+        bnvar_inv = (bnvar + (1 / (bnvar_inv * bnvar_inv) - bnvar.array)) ** -0.5
+        bnraw = bndiff * bnvar_inv
+    return bnraw, bngain, bnvar_inv, bnbias_shape, correction
+
+
+batchnorm_op.defgraph(
+    dbatchnorm_hprebn_graph, dbatchnorm_bngain_graph, dbatchnorm_bnbias_graph, saved=normalised
+)
 
 
 def batchnorm(

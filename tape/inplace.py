@@ -20,7 +20,7 @@ from tape.dtypes import constant
 from tape.elementwise import bind, keep
 from tape.op import primitive
 from tape.shapes import index_parts, torch_order
-from tape.tensor import ShapeError, Tensor, run, wrap
+from tape.tensor import ShapeError, Tensor, apply, run, wrap
 from tape.wengert import Mode, mark_changed_in_place, no_grad
 
 
@@ -152,6 +152,11 @@ def dindex_put_x(dout, steps):
 
 
 index_put.defvjp(dindex_put_x, lambda dout, steps: select(dout, steps)[steps[-1]])
+# create_graph: dx is dout with the written region set to 0, itself an index_put on the tape
+index_put.defgraph(
+    lambda dout, steps: apply(index_put, (dout, np.zeros((), dout.dtype)), steps),
+    lambda dout, steps: select(dout, steps)[steps[-1]],
+)
 
 
 def setitem(self: Tensor, key: Any, value: Any) -> None:

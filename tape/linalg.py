@@ -19,7 +19,7 @@ def matmul_(a, b):
 
 def dmatmul_a(dout, a, b):
     if b.ndim == 1:  # (..., k) @ (k,): dout has lost the column axis
-        return unbroadcast(np.multiply.outer(dout, b), a.shape)
+        return unbroadcast(dout[..., None] * b, a.shape)  # the outer product, on arrays or tensors
     if a.ndim == 1:  # (k,) @ (..., k, m): dout has lost the row axis
         return unbroadcast(b @ dout[..., None], a.shape + (1,)).reshape(a.shape)
     return unbroadcast(dout @ b.swapaxes(-1, -2), a.shape)

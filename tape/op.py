@@ -49,7 +49,19 @@ class Op:
     (None: the op's cases are written by hand in ``tests/cases.py``).
     """
 
-    __slots__ = ("broadcasts", "doc", "domain", "forward", "name", "parameters", "saves", "view", "vjps")
+    __slots__ = (
+        "broadcasts",
+        "doc",
+        "domain",
+        "forward",
+        "graph_saved",
+        "graph_vjps",
+        "name",
+        "parameters",
+        "saves",
+        "view",
+        "vjps",
+    )
 
     def __init__(
         self,
@@ -69,9 +81,22 @@ class Op:
         self.domain = domain
         self.doc = (forward.__doc__ or "").strip().split("\n")[0]
         self.vjps: tuple[Vjp, ...] = ()
+        # create_graph only (tape.grad, backward(create_graph=True)): VJPs written with tape ops,
+        # for the ops whose array VJPs use NumPy functions that tensors do not route (None: vjps)
+        self.graph_vjps: tuple[Vjp, ...] | None = None
+        # create_graph only: (inputs, out, saved) -> the saved values as the graph VJPs must see
+        # them, each a function of the inputs (None: arrays that are an input or the output
+        # become that tensor, the rest stay constants; see ``wengert.graph_saved``)
+        self.graph_saved: Callable[[tuple, Any, tuple], tuple] | None = None
 
     def defvjp(self, *vjps: Vjp) -> Op:
         self.vjps = vjps
+        return self
+
+    def defgraph(self, *vjps: Vjp, saved: Callable[[tuple, Any, tuple], tuple] | None = None) -> Op:
+        """VJPs (and saved values) for create_graph: built from tape ops, so they record entries."""
+        self.graph_vjps = vjps or None
+        self.graph_saved = saved
         return self
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tape.elementwise import as_float, bind
+from tape.elementwise import as_float, bind, select
 from tape.op import primitive
 from tape.tensor import Tensor, apply, wrap
 
@@ -60,10 +60,17 @@ def reduction_args(
 
 
 def expand_reduced(dout, x_shape, dims, keepdim):
-    """Broadcast the gradient of a reduction back over the axes it reduced."""
+    """Broadcast the gradient of a reduction back over the axes it reduced (arrays or tensors)."""
+    if isinstance(dout, Tensor):  # a VJP run by create_graph: view and expand on the tape
+        return dout.reshape(kept_shape(x_shape, dims)).expand(*x_shape)
     if not keepdim:
         dout = np.expand_dims(dout, dims)
     return np.broadcast_to(dout, x_shape)
+
+
+def kept_shape(x_shape: tuple[int, ...], dims: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of a reduction over ``dims`` with keepdim: reduced sides become 1."""
+    return tuple(1 if i in dims else n for i, n in enumerate(x_shape))
 
 
 def count(x_shape: tuple[int, ...], dims: tuple[int, ...]) -> int:
@@ -155,6 +162,17 @@ def dvar(dout, xmu, n, dims, keepdim):
 var.defvjp(dvar)
 
 
+def centred(inputs: tuple, out: Tensor, saved: tuple) -> tuple:
+    """create_graph: ``xmu = x - x.mean(dims)`` rebuilt on the tape (the forward's is an array), so
+    that the second derivative sees the mean move with every ``x[i]``; std's ``out`` is its output."""
+    (x,) = inputs
+    xmu = x - x.mean(saved[-2], keepdim=True) if x.array.ndim else x * 0.0
+    return (xmu, out, *saved[2:]) if len(saved) == 5 else (xmu, *saved[1:])
+
+
+var.defgraph(saved=centred)
+
+
 def variance_args(op: str, x: Tensor, dim: Any, unbiased: Any, correction: Any, keepdim: bool) -> tuple:
     if unbiased is not None and correction is not None:
         raise TypeError(f"{op}: pass unbiased or correction, not both")
@@ -185,11 +203,12 @@ def std(x, dims, keepdim, correction):
 def dstd(dout, xmu, out, n, dims, keepdim):
     # constant values have std 0: torch sends them no gradient, where var().sqrt() would give 0 * inf = nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        dvariance = np.where(out == 0, 0, dout / (2 * out))
+        dvariance = select(np.asarray(out) == 0, 0, dout / (2 * out))
     return dvar(dvariance, xmu, n, dims, keepdim)
 
 
 std.defvjp(dstd)
+std.defgraph(saved=centred)
 
 
 def std_method(
@@ -225,7 +244,12 @@ def extremum(name: str, pick: Callable) -> Any:
         # divide in float64, then cast: a float16 count overflows to inf past 65,504 ties
         return ties * (dm.astype(np.float64) / ties.sum()).astype(x.dtype)
 
-    return forward.defvjp(vjp)
+    def graph_vjp(dm, x, m):
+        x, m = np.asarray(x), np.asarray(m)  # which elements tie is a constant of the sweep
+        ties = np.isnan(x) if m != m else x == m
+        return dm * (ties / ties.sum())
+
+    return forward.defvjp(vjp).defgraph(graph_vjp)
 
 
 max_ = extremum("max", np.max)
@@ -246,7 +270,13 @@ def extremum_dim(name: str) -> Any:
         np.put_along_axis(dx, index, dm if keepdim else np.expand_dims(dm, dim), axis=dim)
         return dx
 
-    return forward.defvjp(vjp)
+    def graph_vjp(dm, x_shape, index, dim, keepdim):
+        # where(returned index, dm, 0): a choice on the tape, whose own VJP gathers dm back
+        picked = np.zeros(x_shape, dtype=bool)
+        np.put_along_axis(picked, index, True, axis=dim)
+        return select(picked, dm if keepdim else dm.unsqueeze(dim), 0.0)
+
+    return forward.defvjp(vjp).defgraph(graph_vjp)
 
 
 max_dim = extremum_dim("max")
@@ -349,6 +379,7 @@ def cumsum(x, dim):
 
 
 cumsum.defvjp(lambda dout, dim: np.flip(np.cumsum(np.flip(dout, dim), axis=dim), dim))
+cumsum.defgraph(lambda dout, dim: dout.flip(dim).cumsum(dim).flip(dim))
 
 
 def cumsum_method(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
@@ -396,6 +427,14 @@ def logsumexp(x, dims, keepdim):
 
 logsumexp.defvjp(
     lambda dout, x, out, dims, keepdim: expand_reduced(dout, x.shape, dims, keepdim) * np.exp(x - out)
+)
+# create_graph: the saved out (keepdim) is the output viewed with the reduced dims kept
+logsumexp.defgraph(
+    saved=lambda inputs, out, saved: (
+        inputs[0],
+        out.reshape(kept_shape(inputs[0].shape, saved[2])),
+        *saved[2:],
+    )
 )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tape.dtypes import dtype_of
 from tape.elementwise import bind, cast
-from tape.op import primitive
+from tape.op import Op, primitive
 from tape.reductions import normalise_dim
 from tape.tensor import ShapeError, Tensor, apply, wrap
 
@@ -38,6 +38,7 @@ def transpose(x, axes):
 
 
 transpose.defvjp(lambda dout, axes: dout.transpose(np.argsort(axes)))
+transpose.defgraph(lambda dout, axes: dout.permute(*[int(a) for a in np.argsort(axes)]))
 
 
 @primitive("expand", saves=(), broadcasts=True, view=True)
@@ -233,6 +234,19 @@ def integer_index_keys(index, x_shape):
 
 
 gather.defvjp(dgather)
+
+# create_graph: dgather recorded as an entry of its own. Scatter-add and gather are each other's
+# VJP (as sum and broadcast are), so the pair differentiates to any order. Not a registered
+# primitive: it is only ever recorded by a backward, and gather's checks prove it.
+scatter_add = Op(
+    "scatter_add",
+    lambda dout, index, x_shape: (dgather(dout, index, x_shape), (index, x_shape)),
+    ("index", "x.shape"),
+)
+scatter_add.doc = "dx = zeros(x.shape), then dout scatter-added at index; ddout = ddx[index]"
+scatter_add.defvjp(lambda ddx, index, x_shape: gather.forward(ddx, index)[0])
+scatter_add.defgraph(lambda ddx, index, x_shape: apply(gather, (ddx,), index))
+gather.defgraph(lambda dout, index, x_shape: apply(scatter_add, (dout,), index, x_shape))
 
 
 def index_parts(key: Any) -> tuple:
@@ -475,6 +489,7 @@ def tril(x, diagonal):
 
 
 tril.defvjp(lambda dout, diagonal: np.tril(dout, diagonal))
+tril.defgraph(lambda dout, diagonal: dout.tril(diagonal))
 
 
 @primitive("triu", saves=("diagonal",))
@@ -484,6 +499,7 @@ def triu(x, diagonal):
 
 
 triu.defvjp(lambda dout, diagonal: np.triu(dout, diagonal))
+triu.defgraph(lambda dout, diagonal: dout.triu(diagonal))
 
 
 @primitive("pad", saves=("region",))

@@ -135,8 +135,23 @@ class Tensor:
         out.version = self.version
         return out
 
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
-        """Backpropagate from this tensor: a reverse sweep over its Wengert list."""
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """Backpropagate from this tensor: a reverse sweep over its Wengert list.
+
+        ``create_graph=True`` records the sweep itself on the tape, so the ``.grad`` it leaves
+        can be differentiated again (``retain_graph`` then defaults to True, as in torch);
+        ``inputs`` limits which tensors' ``.grad`` is touched."""
+        if create_graph or inputs is not None:
+            from tape.functional import backward_graph  # the general sweep: only when asked for
+
+            backward_graph(self, gradient, retain_graph, create_graph, inputs)
+            return
         if not self._rg:
             raise RuntimeError(
                 f"backward: this tensor (shape {self.shape}) does not require grad and has no "

@@ -68,6 +68,14 @@ class Entry:
         return f"{self.op.name}Backward"
 
 
+BACKWARD_SCOPE = "backward of "  # scope of the entries a create_graph sweep records
+
+
+def recorded_by_backward(entry: Entry) -> bool:
+    """Whether ``entry`` was recorded by a backward (``create_graph=True``), not by the forward."""
+    return entry.scope is not None and entry.scope.startswith(BACKWARD_SCOPE)
+
+
 def record(op: Op, inputs: tuple, saved: tuple, edges: tuple, output: Any) -> Entry:
     """The one way an entry gets on the tape: called by ``tape.tensor.apply`` for every op."""
     entry = Entry(op, inputs, saved, edges, output)
@@ -235,6 +243,162 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
             free_saved(entry)
 
 
+def sweep(
+    roots: list[Any], douts: list[Any], targets: list[Any] | None, retain_graph: bool, create_graph: bool
+) -> dict[int, Any]:
+    """The reverse sweep of ``tape.grad`` and ``backward(create_graph=True)``.
+
+    ``douts`` are the roots' upstream gradients (tensors under ``create_graph``, else arrays).
+    With ``targets`` the gradients of those tensors are returned by ``id`` and no ``.grad`` is
+    touched; without, they are accumulated into the leaves' ``.grad`` as ``backward`` does.
+    Under ``create_graph`` each VJP runs on tensors with recording on, so the gradients are
+    themselves on the tape (stamped with the scope "backward of <op> (entry i)"), and can be
+    differentiated again. ``backward`` stays the first-order hot path: this one pays for its
+    generality (pruning, capture, tensors) only when asked.
+    """
+    entries = ancestors(roots)
+    wanted = None if targets is None else {id(t) for t in targets}
+    needed = _needed(entries, wanted)
+    grads: dict[Entry, Any] = {}
+    captured: dict[int, Any] = {}
+    for root, dout in zip(roots, douts):
+        if root.grad_fn is None:
+            _deliver(root, dout, wanted, captured, create_graph)
+        else:
+            grads[root.grad_fn] = grads[root.grad_fn] + dout if root.grad_fn in grads else dout
+    with enable_grad() if create_graph else no_grad():
+        for entry in reversed(entries):
+            if entry not in grads:
+                continue  # no gradient reaches it (pruned, or only through another root)
+            dout = grads.pop(entry)
+            if entry.epoch != _mutations[0]:
+                check_saved(entry)
+            out = entry.output()
+            if (wanted is not None and out is not None and id(out) in wanted) or (
+                wanted is None and entry.retain
+            ):
+                _deliver(out, dout, wanted, captured, create_graph)
+            vjps, saved = _vjps(entry, create_graph)
+            for k, inp, parent in entry.edges:
+                asked = parent in needed if parent is not None else wanted is None or id(inp) in wanted
+                if not asked:
+                    continue
+                with (
+                    scope(f"{BACKWARD_SCOPE}{entry.op.name} (entry {entry.index})")
+                    if create_graph
+                    else _nothing
+                ):
+                    g = fit_gradient(entry, k, _as_gradient(vjps[k](dout, *saved), create_graph), inp.array)
+                if parent is None:
+                    _deliver(inp, g, wanted, captured, create_graph)
+                else:
+                    grads[parent] = grads[parent] + g if parent in grads else g
+            if not retain_graph:
+                free_saved(entry)
+    return captured
+
+
+def _needed(entries: list[Entry], wanted: set[int] | None) -> set[Entry]:
+    """The entries through which some wanted tensor gets a gradient (all of them if None)."""
+    if wanted is None:
+        return set(entries)
+    needed: set[Entry] = set()
+    for entry in entries:  # recording order: an entry's parents come before it
+        out = entry.output()
+        if (out is not None and id(out) in wanted) or any(
+            (parent is None and id(inp) in wanted) or parent in needed for _, inp, parent in entry.edges
+        ):
+            needed.add(entry)
+    return needed
+
+
+def _vjps(entry: Entry, create_graph: bool) -> tuple[Any, tuple]:
+    if not create_graph:
+        return entry.op.vjps, entry.saved
+    return entry.op.graph_vjps or entry.op.vjps, graph_saved(entry)
+
+
+def graph_saved(entry: Entry) -> tuple:
+    """The entry's saved values as a VJP must see them to be differentiated again.
+
+    A saved array that is an input's or the output's array stands for that tensor: tanh's ``h``
+    is its output, a function of ``x``, and d(dh * (1 - h*h))/dx needs it on the tape. An input
+    promoted to another dtype is that tensor cast. Ops that save values derived inside their
+    forward (batchnorm's ``bnraw``, var's ``xmu``) rebuild them from the inputs with tape ops
+    (``op.graph_saved``). Everything else (indices, masks, shapes, parameters) is a constant.
+    """
+    out = entry.output()
+    if out is None:
+        raise RuntimeError(
+            f"backward(create_graph=True): the output of tape entry {entry.index} ({entry.op.name}) "
+            "is gone, and its VJP needs it"
+        )
+    tensors = [x for x in entry.inputs if hasattr(x, "grad_fn")]
+    if entry.op.graph_saved is not None:
+        return entry.op.graph_saved(entry.inputs, out, entry.saved)
+    return tuple(
+        _connected(v, name, out, tensors) if _is_float_array(v) else v
+        for v, name in zip(entry.saved, entry.op.saves)
+    )
+
+
+# saved names that mean "the op's output" (a 0-d result is a NumPy scalar, not the output's array)
+OUTPUT_NAMES = {"out", "h", "s", "m"}
+
+
+def _is_float_array(v: Any) -> bool:
+    return isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind == "f"
+
+
+def _connected(value: Any, name: str, out: Any, tensors: list[Any]) -> Any:
+    for t in (*tensors, out):
+        if t.array is value:
+            return t
+    if name in OUTPUT_NAMES and np.shape(value) == out.array.shape:
+        return out
+    return _promoted(value, tensors)
+
+
+def _promoted(value: Any, tensors: list[Any]) -> Any:
+    """The input that ``value`` is a (dtype-promoted) copy of, cast on the tape; else ``value``."""
+    for t in tensors:
+        x = t.array
+        if x.shape == np.shape(value) and np.array_equal(x.astype(value.dtype), value):
+            return t if x.dtype == value.dtype else t.to(value.dtype)
+    return value
+
+
+def _as_gradient(g: Any, create_graph: bool) -> Any:
+    if not create_graph or hasattr(g, "grad_fn"):
+        return g
+    from tape.tensor import wrap  # a constant gradient (a VJP that used no tensor): a tensor too
+
+    return wrap(np.asarray(g))
+
+
+def _deliver(t: Any, g: Any, wanted: set[int] | None, captured: dict[int, Any], create_graph: bool) -> None:
+    """A gradient reaches ``t``: captured for tape.grad, else added to ``t.grad``."""
+    if wanted is not None:
+        if id(t) in wanted:
+            captured[id(t)] = captured[id(t)] + g if id(t) in captured else g
+        return
+    if create_graph:  # out of place, as torch: the old .grad may be on someone's tape
+        t.grad = g if t.grad is None else t.grad + g
+    else:
+        t.accumulate_grad(g, set())
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+_nothing = _Nothing()
+
+
 def backward_from_leaf(leaf: Any, gradient: np.ndarray) -> None:
     leaf.accumulate_grad(gradient, set())
 
@@ -276,7 +440,7 @@ def fit_gradient(entry: Entry, k: int, g: Any, like: np.ndarray) -> np.ndarray:
             f"gradient of shape {g.shape} for input {k} of shape {like.shape}"
         )
     if g.dtype != like.dtype:  # mixed-precision ops: each input gets its gradient in its own dtype
-        g = g.astype(like.dtype)
+        g = g.to(like.dtype) if hasattr(g, "grad_fn") else g.astype(like.dtype)  # a tensor: create_graph
     if Mode.anomaly:
         check_finite(g, entry.op, entry, f"the gradient of input {k}")
     return g
@@ -365,6 +529,8 @@ class WengertList:
                 else ", ".join(f"{n}={_describe(v)}" for n, v in zip(entry.op.saves, entry.saved))
             )
             inputs = ", ".join(self.label(x) for x in entry.inputs)
+            if recorded_by_backward(entry):  # the second sweep, as a learner should see it
+                saved += f"  <- {entry.scope}"
             rows.append((str(i), entry.op.name, inputs, out_label, saved))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         return "\n".join(

@@ -21,6 +21,10 @@ API (stable; other test files use it):
     assert_close(actual, expected, what="")   within TOLERANCES[expected dtype]
     check_torch(fn, *inputs, dtype=np.float64, torch_fn=None, requires_grad=None, seed=0) -> Checked
     check_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0) -> Checked
+    check_second_order_torch(fn, *inputs, torch_fn=None, requires_grad=None, seed=0)   (kind "torch2")
+    check_second_order_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0)
+                                        (kind "fd2"): d/d(inputs, upstream) of sum(w * gradient),
+                                        the gradient taken with create_graph=True
     Checked: out (the tape output), inputs (tape tensors and constants), upstream (the gradient)
     op_names(out) -> set[str]           the ops recorded on out's Wengert list
 
@@ -148,6 +152,107 @@ def check_finite_differences(
             t.grad, numeric, rtol=rtol, atol=rtol * scale, err_msg=f"gradient of input {i}"
         )
     return Checked(out, ours, upstream)
+
+
+def second_order(out: tape.Tensor, ours: list[Any], upstream: Any, w: list[np.ndarray], lib: Any) -> list:
+    """``d/d(inputs, upstream) of sum(w_k * grad_k)`` where ``grad_k`` is the input's gradient of
+    ``sum(upstream * out)`` taken with create_graph: the Hessian-vector products of the op,
+    and (for the upstream) the derivative of its VJP with respect to ``dout``. ``lib`` is tape or
+    torch.autograd; a gradient that does not depend on a variable is zeros."""
+    wrt = [t for t in ours if _requires(t)]
+    first = lib.grad([out], wrt, [upstream], create_graph=True, allow_unused=True)
+    terms = [(g * wk).sum() for g, wk in zip(first, w) if g is not None and g.requires_grad]
+    variables = [*wrt, upstream]
+    if not terms:
+        return [np.zeros(v.shape) for v in variables]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    found = lib.grad([total], variables, allow_unused=True)
+    return [np.zeros(v.shape) if g is None else _numpy(g) for g, v in zip(found, variables)]
+
+
+def _requires(t: Any) -> bool:
+    return hasattr(t, "requires_grad") and t.requires_grad
+
+
+def _numpy(t: Any) -> np.ndarray:
+    if not hasattr(t, "detach"):
+        return np.asarray(t)
+    try:
+        return t.detach().numpy()
+    except RuntimeError:  # torch's ZeroTensor (a gradient known to be zero) will not convert
+        return np.zeros(tuple(t.shape))
+
+
+def check_second_order_torch(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    torch_fn: Callable[..., Any] | None = None,
+    requires_grad: Sequence[bool] | None = None,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Second derivatives of ``fn`` (see ``second_order``) equal torch's, in float64."""
+    import torch
+
+    arrays = _arrays(inputs, np.float64, requires_grad)
+    ours = [_tensor(tape, a, rg) for a, rg in arrays]
+    theirs = [_tensor(torch, a, rg) for a, rg in arrays]
+    out = fn(tape, *ours)
+    expected = (torch_fn or fn)(torch, *theirs)
+    record_check("torch2", op_names(out))
+    upstream = _upstream(out, seed)
+    w = [_upstream(t, seed + 1 + k) for k, t in enumerate(t for t in ours if _requires(t))]
+    u_ours = tape.tensor(upstream, requires_grad=True)
+    u_theirs = torch.tensor(upstream, requires_grad=True)
+    actual = second_order(out, ours, u_ours, w, tape)
+    reference = second_order(expected, theirs, u_theirs, [torch.from_numpy(wk) for wk in w], torch.autograd)
+    for i, (a, e) in enumerate(zip(actual, reference)):
+        assert_close(a, e, f"second derivative {i}")
+    return actual
+
+
+def check_second_order_finite_differences(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    requires_grad: Sequence[bool] | None = None,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Second derivatives of ``fn`` (create_graph) equal central differences of its first-order
+    gradient (the plain sweep), in float64."""
+    arrays = _arrays(inputs, np.float64, requires_grad)
+    ours = [_tensor(tape, a, rg) for a, rg in arrays]
+    out = fn(tape, *ours)
+    record_check("fd2", op_names(out))
+    upstream = _upstream(out, seed)
+    wrt = [k for k, t in enumerate(ours) if _requires(t)]
+    w = [_upstream(ours[k], seed + 1 + j) for j, k in enumerate(wrt)]
+    actual = second_order(out, ours, tape.tensor(upstream, requires_grad=True), w, tape)
+    constants = [t.array if isinstance(t, tape.Tensor) else t for t in ours]
+
+    def objective(values: list[Any], u: np.ndarray) -> float:
+        tensors = [tape.tensor(v, requires_grad=True) if k in wrt else v for k, v in enumerate(values)]
+        grads = tape.grad([fn(tape, *tensors)], [tensors[k] for k in wrt], [u], allow_unused=True)
+        return float(sum(np.sum(g.array * wk) for g, wk in zip(grads, w) if g is not None))
+
+    points = [*[constants[k] for k in wrt], upstream]
+    for i, numeric_at in enumerate(points):
+        numeric = np.zeros(np.shape(numeric_at))
+        for k in np.ndindex(numeric.shape):
+            values = [np.array(c) if isinstance(c, np.ndarray) else c for c in constants]
+            u = upstream.copy()
+            point = u if i == len(wrt) else values[wrt[i]]
+            point[k] += eps
+            up = objective(values, u)
+            point[k] -= 2 * eps
+            numeric[k] = (up - objective(values, u)) / (2 * eps)
+        scale = float(np.abs(numeric).max(initial=0.0))
+        np.testing.assert_allclose(
+            actual[i], numeric, rtol=rtol, atol=rtol * scale, err_msg=f"second derivative {i}"
+        )
+    return actual
 
 
 def _arrays(inputs: Sequence[Any], dtype: Any, requires_grad: Sequence[bool] | None) -> list[tuple]:

@@ -21,7 +21,7 @@ test's argument ``arg`` over the op names and each case must show its own op. St
 above ``@given`` and ``@pytest.mark.parametrize``.
 
 API (stable; other test files use it):
-    KINDS                                 ("torch", "fd")
+    KINDS                                 ("torch", "fd", "torch2", "fd2")
     COVERAGE: dict[str, set[str]]         op name -> kinds declared by the imported test modules
     covers(kind, *op_names, each=None)    the decorator
     required_ops(kind) -> set[str]        ops the running test declared for ``kind`` (checks.py)
@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-KINDS = ("torch", "fd")
+KINDS = ("torch", "fd", "torch2", "fd2")  # "2": second derivatives (create_graph)
 
 COVERAGE: dict[str, set[str]] = {}
 
