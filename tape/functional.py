@@ -9,6 +9,8 @@ any other and can be differentiated again: the Hessian-vector product is the gra
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -163,12 +165,11 @@ def hvp(
         raise RuntimeError(f"hvp: the function must return a single-element tensor, got shape {out.shape}")
     gs = _grads((out,), xs, (None,), create_graph=True)
     vs = _as_tuple(v) if v is not None else tuple(wrap(np.ones_like(x.array)) for x in xs)
-    dot = sum(((g * w).sum() for g, w in zip(gs, vs) if g.requires_grad), start=None) if gs else None
-    hv = (
-        _grads((dot,), xs, (None,), create_graph)
-        if dot is not None
-        else tuple(wrap(np.zeros_like(x.array)) for x in xs)
-    )
+    terms = [(g * w).sum() for g, w in zip(gs, vs) if g.requires_grad]  # grad f . v
+    if terms:
+        hv = _grads((functools.reduce(operator.add, terms),), xs, (None,), create_graph)
+    else:  # f is linear in the inputs: H = 0
+        hv = tuple(wrap(np.zeros_like(x.array)) for x in xs)
     return _result((out,), True, create_graph), _result(hv, single, create_graph)
 
 

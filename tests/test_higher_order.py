@@ -116,3 +116,24 @@ def test_third_derivatives_of_a_scalar_chain_match_closed_forms():
     np.testing.assert_allclose(d1.array, 3 * (1 - t**2), rtol=1e-12)
     np.testing.assert_allclose(d2.array, -6 * t * (1 - t**2), rtol=1e-12)
     np.testing.assert_allclose(d3.array, -6 * (1 - t**2) * (1 - 3 * t**2), rtol=1e-10)
+
+
+KINKS = {
+    "relu": (lambda lib, x: x.relu(), (np.array([-1.0, 0.0, 0.5]),)),
+    "abs": (lambda lib, x: x.abs(), (np.array([-1.0, 0.0, 0.5]),)),
+    "clamp": (lambda lib, x: x.clamp(-0.5, 0.5), (np.array([-0.5, 0.0, 0.5, 0.7]),)),
+    "max": (lambda lib, x: x.max(), (np.array([3.0, 1.0, 3.0]),)),
+    "max_dim": (lambda lib, x: x.max(1).values, (np.array([[2.0, 2.0], [1.0, 2.0]]),)),
+    "maximum": (lambda lib, a, b: lib.maximum(a, b), (np.array([1.0, 2.0, 0.0]), np.array([1.0, 1.0, 0.0]))),
+    "minimum": (lambda lib, a, b: lib.minimum(a, b), (np.array([1.0, 2.0, 0.0]), np.array([1.0, 1.0, 0.0]))),
+    "where": (
+        lambda lib, a, b: lib.where(a > 0, a * a, b),
+        (np.array([0.0, 1.0, -1.0]), np.array([2.0, 3.0, 4.0])),
+    ),
+}
+
+
+@covers("torch2", "relu", "abs", "clamp", "max", "max_dim", "maximum", "minimum", "where", each="name")
+def test_piecewise_second_derivatives_follow_torch_at_the_kinks(name):
+    fn, inputs = KINKS[name]
+    check_second_order_torch(fn, *inputs)
