@@ -19,12 +19,22 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "vjp.md"
 
 def primitives_table() -> str:
     """One row per registered primitive: its name, where it lives, its forward and VJP."""
-    rows = ["| op | file | forward; VJP | broadcasts |", "|---|---|---|---|"]
+    rows = [
+        "| op | file | forward; VJP | broadcasts | differentiated (create_graph) by |",
+        "|---|---|---|---|---|",
+    ]
     for op in tape.REGISTRY.values():
         where = Path(sys.modules[op.forward.__module__].__file__).name
         doc = op.doc.replace("|", "\\|")  # a bare | would end the table cell, even in code
-        rows.append(f"| `{op.name}` | `{where}` | `{doc}` | {'yes' if op.broadcasts else ''} |")
+        broadcasts = "yes" if op.broadcasts else ""
+        rows.append(f"| `{op.name}` | `{where}` | `{doc}` | {broadcasts} | {second_order(op)} |")
     return "\n".join([BEGIN, *rows, END])
+
+
+def second_order(op: tape.Op) -> str:
+    """How the op's VJP runs under create_graph (see "Second derivatives" in docs/vjp.md)."""
+    vjp = "its graph VJP" if op.graph_vjps else "its VJP on tensors"
+    return f"{vjp}, saved values rebuilt on the tape" if op.graph_saved else vjp
 
 
 def updated(page: str) -> str:

@@ -94,10 +94,11 @@ def backward_graph(
     dout = _upstream(root, gradient, create_graph, "backward")
     targets = None if inputs is None else list(_as_tuple(inputs))
     captured = wengert.sweep([root], [dout], targets, retain, create_graph)
+    handed_out: set[int] = set()
     for t in targets or ():
         g = captured.get(id(t))
         if g is not None:
-            wengert._deliver(t, g, None, {}, create_graph)
+            wengert.give_grad(t, g, create_graph, handed_out)
 
 
 # ---------------------------------------------------------------- torch.autograd.functional

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -261,9 +262,10 @@ def sweep(
     needed = _needed(entries, wanted)
     grads: dict[Entry, Any] = {}
     captured: dict[int, Any] = {}
+    handed_out: set[int] = set()  # as in backward: arrays a .grad already holds are copied
     for root, dout in zip(roots, douts):
         if root.grad_fn is None:
-            _deliver(root, dout, wanted, captured, create_graph)
+            _deliver(root, dout, wanted, captured, create_graph, handed_out)
         else:
             grads[root.grad_fn] = grads[root.grad_fn] + dout if root.grad_fn in grads else dout
     with enable_grad() if create_graph else no_grad():
@@ -277,25 +279,29 @@ def sweep(
             if (wanted is not None and out is not None and id(out) in wanted) or (
                 wanted is None and entry.retain
             ):
-                _deliver(out, dout, wanted, captured, create_graph)
-            vjps, saved = _vjps(entry, create_graph)
-            for k, inp, parent in entry.edges:
-                asked = parent in needed if parent is not None else wanted is None or id(inp) in wanted
-                if not asked:
-                    continue
-                with (
-                    scope(f"{BACKWARD_SCOPE}{entry.op.name} (entry {entry.index})")
-                    if create_graph
-                    else _nothing
-                ):
-                    g = fit_gradient(entry, k, _as_gradient(vjps[k](dout, *saved), create_graph), inp.array)
-                if parent is None:
-                    _deliver(inp, g, wanted, captured, create_graph)
-                else:
-                    grads[parent] = grads[parent] + g if parent in grads else g
+                _deliver(out, dout, wanted, captured, create_graph, handed_out)
+            with (
+                scope(f"{BACKWARD_SCOPE}{entry.op.name} (entry {entry.index})") if create_graph else _nothing
+            ):
+                for parent, inp, g in _input_gradients(entry, dout, needed, wanted, create_graph):
+                    if parent is None:
+                        _deliver(inp, g, wanted, captured, create_graph, handed_out)
+                    else:
+                        grads[parent] = grads[parent] + g if parent in grads else g
             if not retain_graph:
                 free_saved(entry)
     return captured
+
+
+def _input_gradients(
+    entry: Entry, dout: Any, needed: set[Entry], wanted: set[int] | None, create_graph: bool
+) -> Iterator[tuple[Entry | None, Any, Any]]:
+    """``(parent, input, its gradient)`` for each input of ``entry`` whose gradient is asked for."""
+    vjps, saved = _vjps(entry, create_graph)
+    for k, inp, parent in entry.edges:
+        if parent in needed if parent is not None else wanted is None or id(inp) in wanted:
+            g = vjps[k](dout, *saved)
+            yield parent, inp, fit_gradient(entry, k, _as_gradient(g, create_graph), inp.array)
 
 
 def _needed(entries: list[Entry], wanted: set[int] | None) -> set[Entry]:
@@ -376,16 +382,28 @@ def _as_gradient(g: Any, create_graph: bool) -> Any:
     return wrap(np.asarray(g))
 
 
-def _deliver(t: Any, g: Any, wanted: set[int] | None, captured: dict[int, Any], create_graph: bool) -> None:
+def _deliver(
+    t: Any,
+    g: Any,
+    wanted: set[int] | None,
+    captured: dict[int, Any],
+    create_graph: bool,
+    handed_out: set[int],
+) -> None:
     """A gradient reaches ``t``: captured for tape.grad, else added to ``t.grad``."""
-    if wanted is not None:
-        if id(t) in wanted:
-            captured[id(t)] = captured[id(t)] + g if id(t) in captured else g
-        return
-    if create_graph:  # out of place, as torch: the old .grad may be on someone's tape
-        t.grad = g if t.grad is None else t.grad + g
+    if wanted is None:
+        give_grad(t, g, create_graph, handed_out)
+    elif id(t) in wanted:
+        captured[id(t)] = captured[id(t)] + g if id(t) in captured else g
+
+
+def give_grad(t: Any, g: Any, create_graph: bool, handed_out: set[int]) -> None:
+    """Add ``g`` to ``t.grad``. Under create_graph out of place, as torch (the old ``.grad`` may be
+    on someone's tape), and a clone: one tensor may be the gradient of two inputs (add's)."""
+    if create_graph:
+        t.grad = g.clone() if t.grad is None else t.grad + g
     else:
-        t.accumulate_grad(g, set())
+        t.accumulate_grad(g, handed_out)
 
 
 class _Nothing:
@@ -515,7 +533,14 @@ class WengertList:
             return f"%{self._position[value.grad_fn]}"
         return f"leaf{list(value.shape)}"
 
+    def _backward_of(self, scope: str) -> str:
+        """ "backward of tanh (entry 57)" as "backward of tanh %3" when entry 57 is line 3 here."""
+        match = re.search(r"\(entry (\d+)\)$", scope)
+        line = match and self._line.get(int(match.group(1)))
+        return scope if line is None else f"{scope[: match.start()]}%{line}"
+
     def __str__(self) -> str:
+        self._line = {e.index: i for i, e in enumerate(self.entries)}
         rows = [("#", "op", "inputs", "output", "saved for the VJP")]
         for i, (entry, out) in enumerate(zip(self.entries, self.outputs)):
             out_label = f"%{i}"
@@ -530,7 +555,7 @@ class WengertList:
             )
             inputs = ", ".join(self.label(x) for x in entry.inputs)
             if recorded_by_backward(entry):  # the second sweep, as a learner should see it
-                saved += f"  <- {entry.scope}"
+                saved += f"  <- {self._backward_of(entry.scope)}"
             rows.append((str(i), entry.op.name, inputs, out_label, saved))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         return "\n".join(

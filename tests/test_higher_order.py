@@ -137,3 +137,11 @@ KINKS = {
 def test_piecewise_second_derivatives_follow_torch_at_the_kinks(name):
     fn, inputs = KINKS[name]
     check_second_order_torch(fn, *inputs)
+
+
+def test_create_graph_gives_each_input_its_own_grad_tensor():
+    a, b = leaf([1.0]), leaf([2.0])
+    (a * 3 + b).sum().backward(create_graph=True)
+    assert a.grad is not b.grad
+    b.grad.array[...] = 0  # as zero_grad(set_to_none=False) does
+    np.testing.assert_array_equal(a.grad.array, [3.0])
