@@ -147,6 +147,16 @@ def test_after_backward_it_says_to_explore_first_or_retain_the_graph(tmp_path):
     assert not (tmp_path / "late.html").exists()
 
 
+def test_a_saved_value_changed_in_place_is_refused_as_backward_refuses_it(tmp_path):
+    x = tape.ones(3, requires_grad=True)
+    y = x.exp()
+    loss = (y * y).sum()
+    with tape.no_grad():
+        y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        viz.explore(loss, tmp_path / "changed.html")
+
+
 @needs_dot
 def test_after_backward_with_retain_graph_it_works(tmp_path):
     out = notebook.run(tape)

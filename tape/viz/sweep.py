@@ -86,13 +86,17 @@ def _hand(
 
 
 def _check_alive(entry: Entry) -> None:
-    if entry.epoch == FREED:
+    """Raise as backward would: freed, or an input it saved changed in place since (check_saved)."""
+    try:
+        check_saved(entry)
+    except RuntimeError as error:
+        if entry.epoch != FREED:
+            raise
         raise FreedError(
             f"explore: tape entry {entry.index} ({entry.op.name}) was already backpropagated and "
             "its saved values freed, so the sweep cannot be replayed. Call explore before "
             "backward(), or call backward(retain_graph=True)"
-        )
-    check_saved(entry)  # an input it saved changed in place since: backward would refuse too
+        ) from error
 
 
 def _seed(root: Tensor, gradient: Any) -> np.ndarray:
