@@ -329,9 +329,10 @@ def graph_saved(entry: Entry) -> tuple:
 
     A saved array that is an input's or the output's array stands for that tensor: tanh's ``h``
     is its output, a function of ``x``, and d(dh * (1 - h*h))/dx needs it on the tape. An input
-    promoted to another dtype is that tensor cast. Ops that save values derived inside their
-    forward (batchnorm's ``bnraw``, var's ``xmu``) rebuild them from the inputs with tape ops
-    (``op.graph_saved``). Everything else (indices, masks, shapes, parameters) is a constant.
+    the op promoted to another dtype is that tensor cast on the tape. Ops that save values
+    derived inside their forward (batchnorm's ``bnraw``, var's ``xmu``) rebuild them from the
+    inputs with tape ops (``op.graph_saved``). Everything else (indices, masks, shapes,
+    parameters, constant operands) stays a constant.
     """
     out = entry.output()
     if out is None:
@@ -339,38 +340,35 @@ def graph_saved(entry: Entry) -> tuple:
             f"backward(create_graph=True): the output of tape entry {entry.index} ({entry.op.name}) "
             "is gone, and its VJP needs it"
         )
-    tensors = [x for x in entry.inputs if hasattr(x, "grad_fn")]
     if entry.op.graph_saved is not None:
         return entry.op.graph_saved(entry.inputs, out, entry.saved)
     return tuple(
-        _connected(v, name, out, tensors) if _is_float_array(v) else v
+        _connected(v, name, entry.inputs, out) if _is_float_array(v) else v
         for v, name in zip(entry.saved, entry.op.saves)
     )
 
 
-# saved names that mean "the op's output" (a 0-d result is a NumPy scalar, not the output's array)
+# Saved names that mean the op's output (a 0-d result is a NumPy scalar, not the output's array),
+# and those that mean input i (which may have been promoted to another dtype before the forward).
 OUTPUT_NAMES = {"out", "h", "s", "m"}
+INPUT_NAMES = {"a": 0, "b": 1, "x": 0, "W": 1, "min": 1, "max": 2}
 
 
 def _is_float_array(v: Any) -> bool:
     return isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind == "f"
 
 
-def _connected(value: Any, name: str, out: Any, tensors: list[Any]) -> Any:
-    for t in (*tensors, out):
-        if t.array is value:
-            return t
-    if name in OUTPUT_NAMES and np.shape(value) == out.array.shape:
+def _connected(value: Any, name: str, inputs: tuple, out: Any) -> Any:
+    if out.array is value or (name in OUTPUT_NAMES and np.shape(value) == out.array.shape):
         return out
-    return _promoted(value, tensors)
-
-
-def _promoted(value: Any, tensors: list[Any]) -> Any:
-    """The input that ``value`` is a (dtype-promoted) copy of, cast on the tape; else ``value``."""
-    for t in tensors:
-        x = t.array
-        if x.shape == np.shape(value) and np.array_equal(x.astype(value.dtype), value):
-            return t if x.dtype == value.dtype else t.to(value.dtype)
+    position = INPUT_NAMES.get(name)
+    x = inputs[position] if position is not None and position < len(inputs) else None
+    if not hasattr(x, "grad_fn"):
+        return value  # a constant operand
+    if x.array is value:
+        return x
+    if x.array.shape == np.shape(value) and np.array_equal(x.array.astype(value.dtype), value):
+        return x.to(value.dtype)  # promoted by the op: the cast, on the tape
     return value
 
 

@@ -145,3 +145,15 @@ def test_create_graph_gives_each_input_its_own_grad_tensor():
     assert a.grad is not b.grad
     b.grad.array[...] = 0  # as zero_grad(set_to_none=False) does
     np.testing.assert_array_equal(a.grad.array, [3.0])
+
+
+def test_promoted_inputs_are_cast_on_the_tape_and_constant_operands_stay_constant():
+    values = np.array([0.5, -1.5])
+    x32 = tape.tensor(values.astype(np.float32), requires_grad=True)
+    y = leaf([2.0, 3.0])
+    (gx,) = tape.grad((x32 * y * x32).sum(), x32, create_graph=True)  # 2 x y, promoted to float64
+    (hy,) = tape.grad(gx.sum(), y)
+    np.testing.assert_allclose(hy.array, 2 * values)
+    x = leaf(values)
+    (g,) = tape.grad((x * values).sum(), x, create_graph=True)  # values equal x's, but a constant
+    assert not g.requires_grad or tape.grad(g.sum(), x, allow_unused=True)[0] is None
