@@ -218,3 +218,10 @@ def test_the_experiment_writes_the_notebook_page_and_screenshots_it(browser, tmp
     assert f"{page} (0." in capsys.readouterr().out  # its size in MB
     explore.screenshot(browser, page, image, step=7)
     assert image.read_bytes().startswith(b"\x89PNG")
+    explore.frames(browser, page, tmp_path / "frames.png", steps=(0, 28))
+    from PIL import Image
+
+    with Image.open(tmp_path / "frames.png") as strip:
+        half = strip.width // 2  # the graph at the start and at the end: the sweep recoloured it
+        start, end = strip.crop((0, 0, half, strip.height)), strip.crop((half, 0, 2 * half, strip.height))
+        assert strip.width == 2 * half and start.tobytes() != end.tobytes()
