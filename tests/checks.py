@@ -21,7 +21,8 @@ API (stable; other test files use it):
     assert_close(actual, expected, what="")   within TOLERANCES[expected dtype]
     check_torch(fn, *inputs, dtype=np.float64, torch_fn=None, requires_grad=None, seed=0) -> Checked
     check_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0) -> Checked
-    check_second_order_torch(fn, *inputs, torch_fn=None, requires_grad=None, seed=0)   (kind "torch2")
+    check_second_order_torch(fn, *inputs, torch_fn=None, requires_grad=None, seed=0, order=2)
+                                        (kind "torch2"; order 3 and up too)
     check_second_order_finite_differences(fn, *inputs, requires_grad=None, eps=1e-6, rtol=1e-5, seed=0)
                                         (kind "fd2"): d/d(inputs, upstream) of sum(w * gradient),
                                         the gradient taken with create_graph=True
@@ -36,6 +37,8 @@ Hypothesis strategies for op inputs (arrays come from a drawn seed: fast, reprod
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,22 +157,23 @@ def check_finite_differences(
     return Checked(out, ours, upstream)
 
 
-def second_order(out: tape.Tensor, ours: list[Any], upstream: Any, w: list[np.ndarray], lib: Any) -> list:
-    """``d/d(inputs, upstream) of sum(w_k * grad_k)`` where ``grad_k`` is the input's gradient of
-    ``sum(upstream * out)`` taken with create_graph: the Hessian-vector products of the op,
-    and (for the upstream) the derivative of its VJP with respect to ``dout``. ``lib`` is tape or
-    torch.autograd; a gradient that does not depend on a variable is zeros."""
+def higher_order(out: tape.Tensor, ours: list[Any], upstream: Any, ws: list[list], lib: Any) -> list:
+    """Derivatives of order ``len(ws) + 1``: the gradients of ``sum(upstream * out)`` with respect
+    to the inputs, then, once per ``w`` in ``ws``, the derivative of ``sum(w_k * gradient_k)``
+    with respect to the inputs and the upstream, each taken with create_graph. Order 2 gives the
+    Hessian-vector products of the op and the derivative of its VJP with respect to ``dout``.
+    ``lib`` is tape or torch.autograd; a gradient that does not depend on a variable is zeros."""
     wrt = [t for t in ours if _requires(t)]
-    first = lib.grad([out], wrt, [upstream], create_graph=True, allow_unused=True)
-    terms = [(g * wk).sum() for g, wk in zip(first, w) if g is not None and g.requires_grad]
     variables = [*wrt, upstream]
-    if not terms:
-        return [np.zeros(v.shape) for v in variables]
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    found = lib.grad([total], variables, allow_unused=True)
-    return [np.zeros(v.shape) if g is None else _numpy(g) for g, v in zip(found, variables)]
+    grads = lib.grad([out], wrt, [upstream], create_graph=True, allow_unused=True)
+    for w in ws:
+        terms = [(g * wk).sum() for g, wk in zip(grads, w) if g is not None and g.requires_grad]
+        if not terms:
+            return [np.zeros(v.shape) for v in variables]
+        grads = lib.grad(
+            [functools.reduce(operator.add, terms)], variables, create_graph=True, allow_unused=True
+        )
+    return [np.zeros(v.shape) if g is None else _numpy(g) for g, v in zip(grads, variables)]
 
 
 def _requires(t: Any) -> bool:
@@ -191,8 +195,9 @@ def check_second_order_torch(
     torch_fn: Callable[..., Any] | None = None,
     requires_grad: Sequence[bool] | None = None,
     seed: int = 0,
+    order: int = 2,
 ) -> list[np.ndarray]:
-    """Second derivatives of ``fn`` (see ``second_order``) equal torch's, in float64."""
+    """Derivatives of ``fn`` of ``order`` 2 or more (see ``higher_order``) equal torch's, float64."""
     import torch
 
     arrays = _arrays(inputs, np.float64, requires_grad)
@@ -202,13 +207,19 @@ def check_second_order_torch(
     expected = (torch_fn or fn)(torch, *theirs)
     record_check("torch2", op_names(out))
     upstream = _upstream(out, seed)
-    w = [_upstream(t, seed + 1 + k) for k, t in enumerate(t for t in ours if _requires(t))]
-    u_ours = tape.tensor(upstream, requires_grad=True)
-    u_theirs = torch.tensor(upstream, requires_grad=True)
-    actual = second_order(out, ours, u_ours, w, tape)
-    reference = second_order(expected, theirs, u_theirs, [torch.from_numpy(wk) for wk in w], torch.autograd)
+    wrt = [t for t in ours if _requires(t)]
+    shapes = [[t.shape for t in wrt]] + [[*[t.shape for t in wrt], out.shape]] * (order - 2)
+    ws = [[_random(shape, seed + 10 * i + k + 1) for k, shape in enumerate(s)] for i, s in enumerate(shapes)]
+    actual = higher_order(out, ours, tape.tensor(upstream, requires_grad=True), ws, tape)
+    reference = higher_order(
+        expected,
+        theirs,
+        torch.tensor(upstream, requires_grad=True),
+        [[torch.from_numpy(wk) for wk in w] for w in ws],
+        torch.autograd,
+    )
     for i, (a, e) in enumerate(zip(actual, reference)):
-        assert_close(a, e, f"second derivative {i}")
+        assert_close(a, e, f"derivative of order {order} {i}")
     return actual
 
 
@@ -229,7 +240,7 @@ def check_second_order_finite_differences(
     upstream = _upstream(out, seed)
     wrt = [k for k, t in enumerate(ours) if _requires(t)]
     w = [_upstream(ours[k], seed + 1 + j) for j, k in enumerate(wrt)]
-    actual = second_order(out, ours, tape.tensor(upstream, requires_grad=True), w, tape)
+    actual = higher_order(out, ours, tape.tensor(upstream, requires_grad=True), [w], tape)
     constants = [t.array if isinstance(t, tape.Tensor) else t for t in ours]
 
     def objective(values: list[Any], u: np.ndarray) -> float:
@@ -276,6 +287,10 @@ def _tensor(lib: Any, value: Any, requires_grad: bool | None) -> Any:
     if requires_grad is None:
         return value
     return lib.tensor(value, requires_grad=requires_grad)
+
+
+def _random(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def _upstream(out: tape.Tensor, seed: int) -> np.ndarray:

@@ -157,3 +157,12 @@ def test_promoted_inputs_are_cast_on_the_tape_and_constant_operands_stay_constan
     x = leaf(values)
     (g,) = tape.grad((x * values).sum(), x, create_graph=True)  # values equal x's, but a constant
     assert not g.requires_grad or tape.grad(g.sum(), x, allow_unused=True)[0] is None
+
+
+@settings(max_examples=5, deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("name", list(CASES))
+def test_op_third_derivatives_match_torch(name, data):
+    # the graph VJPs are themselves differentiable: backward of backward of backward
+    case = Case(*data.draw(CASES[name]))
+    check_second_order_torch(case.fn, *case.inputs, requires_grad=case.requires_grad, order=3)
