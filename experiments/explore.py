@@ -28,6 +28,7 @@ import nn
 import tape
 from experiments import notebook
 from tape import viz
+from tape.viz.render import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "makemore part 4 (backprop ninja), one batch of 32: the reverse sweep, entry by entry"
@@ -47,7 +48,7 @@ def write_page(path: Path) -> Path:
     return viz.explore(out["loss"], path, names=out, title=TITLE)
 
 
-def training_step_page(loss: tape.Tensor, path: Path, timeout: float | None = None) -> Path:
+def training_step_page(loss: tape.Tensor, path: Path, timeout: float | None = TIMEOUT) -> Path:
     """The page of a makemore training step's sweep; call it before ``loss.backward()``.
 
     The parameters are named by their modules (``2.weight``), so only the loss needs a name.
