@@ -5,6 +5,8 @@ beside its forward; ``loss.backward()`` is a reverse sweep over the list. The AP
 PyTorch's: ``torch.x`` is ``tape.x``.
 """
 
+from types import SimpleNamespace as _SimpleNamespace
+
 import numpy as np
 
 from tape import elementwise, functional, inplace, linalg, reductions, shapes
@@ -69,6 +71,8 @@ from tape.wengert import (
     set_grad_enabled,
 )
 
+# torch.autograd.grad and torch.autograd.functional.hessian, under torch's names
+autograd = _SimpleNamespace(grad=grad, functional=functional)
 half, double, long = float16, float64, int64
 float, int, bool = float32, int32, bool_  # torch's names for dtypes (shadowing the builtins here only)
 concat = concatenate = cat

@@ -131,6 +131,14 @@ def _grads(outputs, inputs, grad_outputs, create_graph: bool) -> tuple[Tensor, .
     return tuple(wrap(np.zeros_like(x.array)) if g is None else g for g, x in zip(found, inputs))
 
 
+def _supported(strict: bool, vectorize: bool = False, strategy: str = "reverse-mode") -> None:
+    """torch's options that tape does not implement raise rather than being ignored."""
+    if strict or vectorize or strategy != "reverse-mode":
+        raise NotImplementedError(
+            "tape.functional: strict=True, vectorize=True and forward-mode strategies are not implemented"
+        )
+
+
 def _result(values: tuple, single: bool, create_graph: bool) -> Any:
     values = tuple(v if create_graph else v.detach() for v in values)
     return values[0] if single else values
@@ -142,8 +150,9 @@ def vjp(
     v: Tensors | None = None,
     create_graph: bool = False,
     strict: bool = False,
-):
+) -> tuple[Any, Any]:
     """``torch.autograd.functional.vjp``: ``(func(inputs), v^T J)``."""
+    _supported(strict)
     xs, single = _prepare(inputs, create_graph)
     outs, out_single = _call(func, xs)
     vs = _as_tuple(v) if v is not None else (None,) * len(outs)
@@ -157,15 +166,18 @@ def hvp(
     v: Tensors | None = None,
     create_graph: bool = False,
     strict: bool = False,
-):
+) -> tuple[Any, Any]:
     """``torch.autograd.functional.hvp``: ``(func(inputs), H v)`` for a scalar ``func``, by
     differentiating ``grad f . v`` (H is symmetric, so v^T H = H v)."""
+    _supported(strict)
     xs, single = _prepare(inputs, create_graph)
+    if v is None and not (single and xs[0].array.size == 1):
+        raise RuntimeError("hvp: v can only be None if the input is a single tensor with a single element")
     (out,), _ = _call(func, xs)
     if out.array.size != 1:
         raise RuntimeError(f"hvp: the function must return a single-element tensor, got shape {out.shape}")
     gs = _grads((out,), xs, (None,), create_graph=True)
-    vs = _as_tuple(v) if v is not None else tuple(wrap(np.ones_like(x.array)) for x in xs)
+    vs = _as_tuple(v) if v is not None else (wrap(np.ones_like(xs[0].array)),)
     terms = [(g * w).sum() for g, w in zip(gs, vs) if g.requires_grad]  # grad f . v
     if terms:
         hv = _grads((functools.reduce(operator.add, terms),), xs, (None,), create_graph)
@@ -181,9 +193,10 @@ def jacobian(
     strict: bool = False,
     vectorize: bool = False,
     strategy: str = "reverse-mode",
-):
+) -> Any:
     """``torch.autograd.functional.jacobian``: one sweep per output element, each row the
     gradient of that element; shapes ``out.shape + in.shape`` (tuples mirror tuples)."""
+    _supported(strict, vectorize, strategy)
     xs, single = _prepare(inputs, create_graph)
     outs, out_single = _call(func, xs)
     blocks = [_jacobian_of(o, xs, create_graph) for o in outs]
@@ -216,8 +229,9 @@ def hessian(
     strict: bool = False,
     vectorize: bool = False,
     outer_jacobian_strategy: str = "reverse-mode",
-):
+) -> Any:
     """``torch.autograd.functional.hessian``: the Jacobian of the gradient of a scalar ``func``."""
+    _supported(strict, vectorize, outer_jacobian_strategy)
     single = isinstance(inputs, Tensor)
 
     def gradient(*xs: Tensor) -> Any:

@@ -100,3 +100,12 @@ def test_hessian_of_the_makemore_mlp_loss_wrt_the_batchnorm_gain_matches_torch()
     np.testing.assert_allclose(
         ours.array, theirs.numpy(), rtol=1e-9, atol=1e-12 * np.abs(theirs.numpy()).max()
     )
+
+
+def test_unsupported_options_and_a_missing_v_raise():
+    x = tape.tensor(X)
+    with pytest.raises(RuntimeError, match="v can only be None"):
+        tape.functional.hvp(lambda x: (x**3).sum(), x)
+    with pytest.raises(NotImplementedError, match="strict=True"):
+        tape.functional.jacobian(lambda x: x * 2, x, strict=True)
+    assert tape.autograd.functional.hessian is tape.functional.hessian and tape.autograd.grad is tape.grad
