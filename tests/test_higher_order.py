@@ -166,3 +166,43 @@ def test_op_third_derivatives_match_torch(name, data):
     # the graph VJPs are themselves differentiable: backward of backward of backward
     case = Case(*data.draw(CASES[name]))
     check_second_order_torch(case.fn, *case.inputs, requires_grad=case.requires_grad, order=3)
+
+
+def composite_cases():
+    import nn.functional as NF
+
+    TF = torch.nn.functional
+    g = np.random.default_rng(0)
+
+    def lib_of(lib, ours, theirs):
+        return ours if lib is tape else theirs
+
+    return {
+        "conv2d": (
+            lambda lib, x, w, b: lib_of(lib, tape.conv2d, TF.conv2d)(x, w, b, padding=1),
+            (g.standard_normal((2, 3, 5, 5)), g.standard_normal((4, 3, 3, 3)), g.standard_normal(4)),
+        ),
+        "max_pool2d": (
+            lambda lib, x: lib_of(lib, tape, TF).max_pool2d(x, 2).tanh(),
+            (g.standard_normal((1, 2, 4, 4)),),
+        ),
+        "avg_pool2d": (
+            lambda lib, x: lib_of(lib, tape, TF).avg_pool2d(x, 2).tanh(),
+            (g.standard_normal((1, 2, 4, 4)),),
+        ),
+        "layer_norm": (
+            lambda lib, x, w, b: lib_of(lib, NF, TF).layer_norm(x, (5,), w, b),
+            (g.standard_normal((3, 5)), g.standard_normal(5), g.standard_normal(5)),
+        ),
+        "cross_entropy with label smoothing": (
+            lambda lib, x, y: lib_of(lib, NF, TF).cross_entropy(x, y, label_smoothing=0.1),
+            (g.standard_normal((4, 5)), g.integers(0, 5, 4)),
+        ),
+        "norm": (lambda lib, x: x.norm(), (g.standard_normal((4, 5)),)),
+    }
+
+
+@pytest.mark.parametrize("name", list(composite_cases()))
+def test_composites_second_derivatives_match_torch(name):
+    fn, inputs = composite_cases()[name]
+    check_second_order_torch(fn, *inputs)
