@@ -276,9 +276,7 @@ def sweep(
             if entry.epoch != _mutations[0]:
                 check_saved(entry)
             out = entry.output()
-            if (wanted is not None and out is not None and id(out) in wanted) or (
-                wanted is None and entry.retain
-            ):
+            if out is not None and (entry.retain if wanted is None else id(out) in wanted):
                 _deliver(out, dout, wanted, captured, create_graph, handed_out)
             with (
                 scope(f"{BACKWARD_SCOPE}{entry.op.name} (entry {entry.index})") if create_graph else _nothing

@@ -206,3 +206,13 @@ def composite_cases():
 def test_composites_second_derivatives_match_torch(name):
     fn, inputs = composite_cases()[name]
     check_second_order_torch(fn, *inputs)
+
+
+def test_create_graph_fills_retained_gradients_of_non_leaves():
+    x = leaf([1.0, 2.0])
+    h = x.tanh()
+    h.retain_grad()
+    (h * h).sum().backward(create_graph=True)
+    np.testing.assert_allclose(h.grad.array, 2 * np.tanh(x.array))
+    (d,) = tape.grad(h.grad.sum(), x)  # d/dx of 2 tanh(x)
+    np.testing.assert_allclose(d.array, 2 * (1 - np.tanh(x.array) ** 2))
