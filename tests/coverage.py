@@ -1,4 +1,5 @@
-"""Which registered ops each test proves, against torch ("torch") or finite differences ("fd").
+"""Which registered ops each test proves, against torch ("torch") or finite differences ("fd"),
+and their second derivatives (create_graph) likewise ("torch2", "fd2").
 
 Decorate a test with the ops it proves; ``tests/test_coverage.py`` fails if an op of
 ``tape.REGISTRY`` lacks either kind::
@@ -12,8 +13,9 @@ Decorate a test with the ops it proves; ``tests/test_coverage.py`` fails if an o
     def test_binary_finite_differences(name):
         check_finite_differences(BINARY[name], a, b)
 
-A declaration cannot lie: while the test runs, every ``check_torch`` (kind "torch") and
-``check_finite_differences`` (kind "fd") call in ``tests/checks.py`` asserts that each declared
+A declaration cannot lie: while the test runs, every ``check_torch`` (kind "torch"),
+``check_finite_differences`` (kind "fd"), ``check_second_order_torch`` ("torch2") and
+``check_second_order_finite_differences`` ("fd2") call in ``tests/checks.py`` asserts that each declared
 op appears in the Wengert list of the output it checked, and the test fails if it declared a
 kind but never called that kind's check. With ``each="arg"`` the decorator parametrizes the
 test's argument ``arg`` over the op names and each case must show its own op. Stacking

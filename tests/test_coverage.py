@@ -1,11 +1,17 @@
-"""Every registered op is proved against torch and against finite differences, honestly."""
+"""Every registered op is proved against torch and against finite differences, honestly: its
+gradient and its second derivatives (create_graph)."""
 
 import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from checks import check_finite_differences, check_torch
+from checks import (
+    check_finite_differences,
+    check_second_order_finite_differences,
+    check_second_order_torch,
+    check_torch,
+)
 from coverage import COVERAGE, KINDS, covers
 
 import tape
@@ -77,3 +83,13 @@ def test_a_wrong_gradient_fails_the_checks():
     for check in (check_torch, check_finite_differences):
         with pytest.raises(AssertionError, match="gradient of input 0"):
             check(lambda lib, x: tape.apply(wrong, [x]) if lib is tape else lib.tanh(x), x)
+
+
+def test_a_vjp_that_reads_a_detached_saved_value_fails_the_second_order_checks():
+    # tanh's VJP is right to first order, but with h detached d(dx)/dx loses the -2h (1 - h^2) dh term
+    detached = tape.Op("detached_tanh", tape.REGISTRY["tanh"].forward, ("h",))
+    detached.defvjp(lambda dh, h: dh * (1.0 - np.asarray(h) * np.asarray(h)))
+    x = np.linspace(-1.0, 1.0, 5)
+    for check in (check_second_order_torch, check_second_order_finite_differences):
+        with pytest.raises(AssertionError, match="derivative"):
+            check(lambda lib, x: tape.apply(detached, [x]) if lib is tape else lib.tanh(x), x)
