@@ -139,10 +139,11 @@ def test_the_pictures_draw_from_the_recorder_or_its_json(tmp_path):
     model = nested_model()
     recorder = diagnostics.Recorder(model, every=2)
     train(model, recorder)
-    drawn = diagnostics.draw(recorder, tmp_path / "a")
-    again = diagnostics.draw(json.loads(json.dumps(recorder.to_json())), tmp_path / "b")
-    assert [p.name for p in drawn] == [p.name for p in again] == PICTURES
-    assert all(p.read_bytes()[:8] == PNG for p in drawn + again)
+    drawn = diagnostics.draw(recorder, tmp_path)
+    assert [p.name for p in drawn] == PICTURES and all(p.read_bytes()[:8] == PNG for p in drawn)
+    numbers = json.loads(json.dumps(recorder.to_json()))  # a diagnostics.json read back
+    diagnostics.save(diagnostics.activations_figure(numbers), tmp_path / "again.png")
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "activations.png").read_bytes()
 
 
 def test_import_nn_does_not_import_matplotlib():
@@ -156,6 +157,12 @@ def test_import_nn_does_not_import_matplotlib():
 @pytest.fixture(scope="module")
 def names(tmp_path_factory):
     return make_names(tmp_path_factory.mktemp("data") / "names.txt")
+
+
+@pytest.fixture
+def no_pictures(monkeypatch):
+    """diagnostics.json without its pictures (a quarter of a second each): for the tests of numbers."""
+    monkeypatch.setattr(diagnostics, "FIGURES", {})
 
 
 def test_the_experiment_writes_the_diagnostics_and_they_match_the_update_log(names, tmp_path):
@@ -183,6 +190,7 @@ def test_the_wavenet_writes_the_diagnostics_of_its_three_tanh_layers(names, tmp_
     assert all((out / name).exists() for name in PICTURES)
 
 
+@pytest.mark.usefixtures("no_pictures")
 def test_diagnostics_change_no_number_of_the_run(names, tmp_path):
     with_them, without = tmp_path / "with", tmp_path / "without"
     assert run(names, with_them, *DIAGNOSTICS, "--steps", "40", "--diagnostics-every", "1") == 0
@@ -193,6 +201,7 @@ def test_diagnostics_change_no_number_of_the_run(names, tmp_path):
     assert not any((without / name).exists() for name in ["diagnostics.json", "updates.f64", *PICTURES])
 
 
+@pytest.mark.usefixtures("no_pictures")
 def test_a_resumed_run_has_the_diagnostics_of_an_uninterrupted_one(names, tmp_path):
     straight, paused = tmp_path / "straight", tmp_path / "paused"
     sampling = [*DIAGNOSTICS, "--steps", "60", "--diagnostics-every", "7", "--checkpoint-every", "20"]
@@ -202,6 +211,7 @@ def test_a_resumed_run_has_the_diagnostics_of_an_uninterrupted_one(names, tmp_pa
     assert (paused / "diagnostics.json").read_text() == (straight / "diagnostics.json").read_text()
 
 
+@pytest.mark.usefixtures("no_pictures")
 def test_a_session_without_diagnostics_keeps_the_history_so_far(names, tmp_path):
     out = tmp_path / "run"
     assert (
