@@ -239,6 +239,18 @@ def test_a_failure_while_drawing_only_warns(names, tmp_path, capsys, monkeypatch
     assert all((out / name).exists() for name in ["metrics.json", "model.npz", "diagnostics.json"])
 
 
+def test_an_update_log_shorter_than_its_checkpoint_is_refused(names, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        run(names, out, *DIAGNOSTICS, "--steps", "40", "--diagnostics-every", "10", "--pause-at", "25") == 0
+    )
+    log = out / "updates.f64"
+    log.write_bytes(log.read_bytes()[: 8 * 4])  # one row of the three
+    capsys.readouterr()
+    assert makemore_mlp.main(["--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {log} holds 1 of the 3 samples the checkpoint counts\n"
+
+
 def test_damaged_diagnostics_in_a_checkpoint_are_refused_or_only_warn(names, tmp_path, capsys):
     out = tmp_path / "run"
     assert run(names, out, *DIAGNOSTICS, "--steps", "10", "--pause-at", "5") == 0

@@ -194,7 +194,7 @@ class Log:
         """Refuse a log shorter than a checkpoint counting ``rows`` needs."""
         if self.count() < rows:
             raise CheckpointError(
-                f"{self.path} holds the rows of {self.count()} {what}, the checkpoint counts {rows}"
+                f"{self.path} holds {self.count()} of the {rows} {what} the checkpoint counts"
             )
 
     def append(self, row: int, values: np.ndarray) -> None:

@@ -104,7 +104,8 @@ def build_parser(experiment: Experiment = MLP) -> argparse.ArgumentParser:
         description=f"Train {experiment.title} on names, with tape. "
         "With --resume, the run's saved options are the defaults.",
         epilog="Exit codes: 0 done, 1 failed while running, 2 refused before training, 3 diverged, "
-        "130 or 143 stopped by Ctrl-C or SIGTERM (after saving a checkpoint).",
+        "130 or 143 stopped by Ctrl-C or SIGTERM (while training, after saving a checkpoint; after it, "
+        "--resume writes the results).",
     )
     for field in dataclasses.fields(Options):
         shown = "data/names.txt" if field.name == "data" else getattr(default, field.name)
