@@ -102,6 +102,17 @@ def test_the_graph_shows_the_gradients_of_one_batch(finished, names):
     assert float(drawn.group(1)) == pytest.approx(true_norm, rel=5e-3)  # drawn to 3 significant digits
 
 
+@pytest.mark.skipif(not (shutil.which("dot") or os.environ.get("CI")), reason="Graphviz lays the page out")
+def test_explore_writes_the_sweep_page_of_the_drawn_step_and_only_when_asked(finished, names, tmp_path):
+    out, _ = finished
+    assert not (out / "explore.html").exists()
+    assert run(names, tmp_path / "run", "--steps", "30", "--explore") == 0
+    page = (tmp_path / "run" / "explore.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'id="tape-data"' in page
+    assert "0.weight" in page and "cross_entropy" in page  # the model's own names and ops
+    assert (tmp_path / "run" / "graph.svg").exists()  # the page is made before backward, the drawing after
+
+
 def test_pause_and_resume_with_no_other_option_give_the_same_run_bit_for_bit(names, tmp_path, capsys):
     straight, paused = tmp_path / "straight", tmp_path / "paused"
     assert run(names, straight, "--steps", "120", "--checkpoint-every", "50") == 0

@@ -237,7 +237,14 @@ def _conclude(
     title = f"makemore {request.experiment.short_name} on names.txt"
     try:
         report.write_results(
-            run, splits, opts, saver, request.graph_timeout, lr_decay_step=decay, title=title
+            run,
+            splits,
+            opts,
+            saver,
+            request.graph_timeout,
+            lr_decay_step=decay,
+            explore=request.explore,
+            title=title,
         )
     except loop.Interrupted as e:  # training is over and saved: only the results are missing
         raise ExperimentError(

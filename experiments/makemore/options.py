@@ -76,6 +76,7 @@ class Request:
     graph_timeout: float
     diagnostics: bool | None = None  # --diagnostics or --no-diagnostics, if given
     diagnostics_every: int | None = None  # if given
+    explore: bool = False  # also write explore.html, the sweep page of the drawn training step
     experiment: Experiment = MLP
 
     def new_options(self) -> Options:
@@ -153,6 +154,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, experiment: Experiment) 
         default=60.0,
         metavar="SECONDS",
         help="time Graphviz may take to draw graph.svg before it is skipped (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--explore",
+        action="store_true",
+        help="also write explore.html: a page that steps through the reverse sweep of the training "
+        "step graph.svg draws (docs/explore.md)",
     )
     parser.add_argument(
         "--diagnostics",

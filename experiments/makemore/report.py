@@ -33,6 +33,7 @@ OPTIONAL_FAILURES = (ExperimentError, OSError, RuntimeError, ValueError, ImportE
 # and the diagnostics': a checkpoint's histograms that are not what the recorder wrote
 DIAGNOSTICS_FAILURES = (*OPTIONAL_FAILURES, KeyError, TypeError)
 DIAGNOSTICS = "diagnostics.json"
+EXPLORE = "explore.html"
 
 
 def write_model(model: nn.Module, path: Path) -> None:
@@ -80,8 +81,11 @@ def write_samples(model: nn.Module, options: Options, path: Path) -> list[str]:
     return names
 
 
-def draw_graph(model: nn.Module, examples: Examples, batch_size: int, path: Path, timeout: float) -> None:
-    """graph.svg (and graph.dot) of one training step on the first batch, gradients included.
+def draw_graph(
+    model: nn.Module, examples: Examples, batch_size: int, path: Path, timeout: float, explore: bool = False
+) -> None:
+    """graph.svg (and graph.dot) of one training step on the first batch, gradients included;
+    with ``explore`` also explore.html, the page of that step's reverse sweep.
 
     Changes the model's batchnorm running statistics (a training-mode forward): draw last.
     """
@@ -89,6 +93,9 @@ def draw_graph(model: nn.Module, examples: Examples, batch_size: int, path: Path
     model.zero_grad()  # the drawing shows this batch's gradients, not the sum with the last step's
     Xb, Yb = examples.batch(slice(0, batch_size))
     loss = nn.cross_entropy(model(Xb), Yb)
+    if explore:  # before backward, which frees what the page shows
+        page = partial(viz.explore, loss, path.with_name(EXPLORE), names={"loss": loss}, timeout=timeout)
+        optional(EXPLORE, page)
     loss.backward()
     try:
         viz.render(loss, path, names={"loss": loss}, timeout=timeout)
@@ -103,6 +110,7 @@ def write_results(
     saver: Saver,
     graph_timeout: float,
     lr_decay_step: int | None = None,
+    explore: bool = False,
     title: str = "makemore MLP on names.txt",
 ) -> None:
     """Calibrate, evaluate and write all a finished run produces, the essential first
@@ -128,7 +136,8 @@ def write_results(
     )
     if run.diagnostics is not None:
         write_diagnostics(run.diagnostics, out)
-    draw = partial(draw_graph, model, splits["train"], options.batch_size, out / "graph.svg", graph_timeout)
+    train = splits["train"]
+    draw = partial(draw_graph, model, train, options.batch_size, out / "graph.svg", graph_timeout, explore)
     optional("graph.svg", draw)
 
 

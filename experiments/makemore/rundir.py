@@ -24,6 +24,7 @@ RESULTS = (
     *FIGURES,
     "graph.svg",
     "graph.dot",
+    "explore.html",
 )
 LOGS = (LOSSES, UPDATES)  # written during training, before the first checkpoint
 RUN_FILES = (CHECKPOINT, *LOGS, *RESULTS)
