@@ -56,6 +56,8 @@ def grad(
     """``torch.autograd.grad``: the gradients of ``sum(grad_outputs * outputs)`` with respect to
     ``inputs``, returned (``.grad`` is not touched). ``create_graph=True`` puts them on the tape."""
     outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("grad: the inputs argument cannot be empty")
     grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
@@ -178,6 +180,9 @@ def hvp(
         raise RuntimeError(f"hvp: the function must return a single-element tensor, got shape {out.shape}")
     gs = _grads((out,), xs, (None,), create_graph=True)
     vs = _as_tuple(v) if v is not None else (wrap(np.ones_like(xs[0].array)),)
+    for x, w in zip(xs, vs):  # not broadcast: H v needs one v per input element, as torch checks
+        if tuple(np.shape(w)) != x.array.shape:
+            raise RuntimeError(f"hvp: v has invalid size: should be {x.shape} but got {tuple(np.shape(w))}")
     terms = [(g * w).sum() for g, w in zip(gs, vs) if g.requires_grad]  # grad f . v
     if terms:
         hv = _grads((functools.reduce(operator.add, terms),), xs, (None,), create_graph)

@@ -109,3 +109,16 @@ def test_unsupported_options_and_a_missing_v_raise():
     with pytest.raises(NotImplementedError, match="strict=True"):
         tape.functional.jacobian(lambda x: x * 2, x, strict=True)
     assert tape.autograd.functional.hessian is tape.functional.hessian and tape.autograd.grad is tape.grad
+
+
+def test_a_v_of_another_shape_and_empty_inputs_are_refused_as_torch_refuses_them():
+    x = tape.tensor([1.0, 2.0, 3.0], dtype=tape.float64)
+    with pytest.raises(RuntimeError, match=r"hvp: v has invalid size: should be \(3,\) but got \(1,\)"):
+        tape.functional.hvp(lambda a: (a**3).sum(), x, tape.ones(1, dtype=tape.float64))  # would broadcast
+    with pytest.raises(RuntimeError, match="v has invalid size"):
+        torch.autograd.functional.hvp(lambda a: (a**3).sum(), torch.tensor([1.0, 2.0, 3.0]), torch.ones(1))
+    w = tape.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="inputs argument cannot be empty"):
+        tape.grad((w * 2).sum(), [])
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        torch.autograd.grad((torch.ones(1, requires_grad=True) * 2).sum(), [])
