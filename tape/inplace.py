@@ -36,6 +36,25 @@ def refuse_leaf(self: Tensor, name: str) -> None:
         )
 
 
+def become_carried(self: Tensor, result: Tensor, name: str) -> None:
+    """``become``, and for a view taken by indexing (``z[0:2]``), torch's CopySlices: the base
+    gets the view's new values (an index_put on the tape) and the view becomes the same
+    indexing of the new base, so both, and their gradients, see the change. Other views
+    (view, transpose, expand, ...) are refused: changing the view alone would be silently wrong."""
+    entry = self.grad_fn
+    if entry is not None and entry.op.view and self.version is entry.inputs[0].version:
+        if entry.op.name != "gather":
+            raise RuntimeError(
+                f"{name}: this tensor (shape {self.shape}) is a view ({entry.op.name}) of another tensor "
+                "and a gradient is involved; tape carries an in-place change back into the base only for "
+                "views taken by indexing: clone() the view first, or write the base out of place"
+            )
+        base, key = entry.inputs[0], entry.saved[0]
+        setitem(base, key, result)
+        result = base[key]
+    become(self, result, name)
+
+
 def take_over(self: Tensor) -> Tensor:
     """A stand-in that takes ``self``'s place on the tape before ``self`` becomes a new op's output."""
     stand_in = wrap(self.array)
@@ -82,7 +101,7 @@ def inplace(name: str, function: Callable[..., Tensor]) -> Callable[..., Tensor]
     def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         if gradient_involved(self, args):
             refuse_leaf(self, name)
-            become(self, function(take_over(self), *args, **kwargs), name)
+            become_carried(self, function(take_over(self), *args, **kwargs), name)
         else:
             with no_grad():
                 result = function(self.detach(), *args, **kwargs)
@@ -168,7 +187,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         value_data = np.asarray(value_data, dtype=self.array.dtype)  # the value takes the tensor's dtype
         stand_in = take_over(self)
         inputs = (stand_in, keep(value, value_data))
-        become(self, run(index_put, inputs, (self.array, value_data), (steps,)), "index assignment")
+        become_carried(self, run(index_put, inputs, (self.array, value_data), (steps,)), "index assignment")
         return
     value_data = value.array if isinstance(value, Tensor) else value
     try:

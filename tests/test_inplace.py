@@ -319,3 +319,42 @@ def test_ops_that_read_a_tensor_before_an_in_place_change_send_their_gradient_to
         return parts[0].sum() + parts[-1].sum()  # both the earlier reader and the changed tensor
 
     check_torch(fn, np.array([1.0, 2.0]))
+
+
+def write_view_and_rename(z):
+    v = z[0:1]
+    v += 1  # v is rebound to the result; z must see it too
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda z: z[0:1].mul_(2),
+        lambda z: z[1].add_(5),
+        lambda z: z[0:1].__setitem__(0, 7.0),
+        write_view_and_rename,
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_view_taken_by_indexing_carries_an_in_place_change_into_its_base_like_torch(write, dtype):
+    """torch's CopySlices: the base and its gradient see the change (tape used to change the
+    view alone, so that the base's later uses and their gradients silently missed it)."""
+    results = []
+    for lib in (tape, torch):
+        x = lib.tensor([0.5, 1.0], dtype=getattr(lib, dtype), requires_grad=True)
+        z = x * 3
+        write(z)
+        (z * z).sum().backward()
+        results.append((z.detach().numpy(), x.grad.numpy()))
+    (z_ours, grad_ours), (z_theirs, grad_theirs) = results
+    np.testing.assert_allclose(z_ours, z_theirs, rtol=1e-6)
+    np.testing.assert_allclose(grad_ours, grad_theirs, rtol=1e-6)
+
+
+@pytest.mark.parametrize("write", [lambda z: z.view(2).add_(1), lambda z: z.unsqueeze(0).mul_(0)])
+def test_other_views_written_in_place_with_a_gradient_involved_are_refused(write):
+    x = tape.tensor([0.5, 1.0], dtype=tape.float64, requires_grad=True)
+    z = x * 3
+    with pytest.raises(RuntimeError, match=r"is a view \(view\) of another tensor .* clone\(\) the view"):
+        write(z)
+    np.testing.assert_array_equal(z.array, [1.5, 3.0])  # nothing half-done
