@@ -274,15 +274,6 @@ class TorchMLP:
                 t.grad = None
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Small torch ops on two threads crawl when another process holds the second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_training_trajectory_follows_torch_step_by_step():
     model = mlp(seed=10, n_hidden=64)

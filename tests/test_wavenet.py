@@ -30,14 +30,6 @@ def names(tmp_path_factory):
     return make_names(tmp_path_factory.mktemp("data") / "names.txt")
 
 
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def default_model(seed=42):
     """The model the command builds with its defaults."""
     opts, rng = options.defaults(WAVENET), np.random.default_rng(seed)
