@@ -169,9 +169,6 @@ class scope(_Switch):
         super().__init__()
         self.name = name
 
-    def value(self, previous: str | None) -> str:
-        return self.name if previous is None else f"{previous}/{self.name}"
-
     # entered on every module call: the generic switch's getattr/setattr by name, spelled out
     def __enter__(self) -> None:
         previous = Mode.scope
