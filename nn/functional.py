@@ -23,6 +23,7 @@ import tape
 from tape import Tensor, avg_pool2d, conv1d, conv2d, max_pool2d
 from tape import random as tape_random
 from tape.fused import BatchStatistics, batch_statistics
+from tape.tracing import replayable
 
 __all__ = [
     "avg_pool2d",
@@ -164,12 +165,17 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
-    if p == 1.0:
-        mask = np.zeros(input.shape, dtype=input.dtype)
-    else:
-        keep = tape_random.rand(input.shape) >= p  # float32 uniforms: one random word each
-        mask = keep.astype(input.dtype) * np.asarray(1 / (1 - p), dtype=input.dtype)
+    mask = dropout_mask(input.shape, p, input.dtype)
     return input.mul_(mask) if inplace else input * mask
+
+
+@replayable  # drawn anew on every replay of a replayed step
+def dropout_mask(shape: tuple[int, ...], p: float, dtype: Any) -> np.ndarray:
+    """Zeros where an element is dropped, ``1 / (1 - p)`` where it is kept."""
+    if p == 1.0:
+        return np.zeros(shape, dtype=dtype)
+    keep = tape_random.rand(shape) >= p  # float32 uniforms: one random word each
+    return keep.astype(dtype) * np.asarray(1 / (1 - p), dtype=dtype)
 
 
 def layer_norm(
@@ -200,6 +206,7 @@ def layer_norm(
 # ---------------------------------------------------------------- batch normalisation
 
 
+@replayable  # Python around the ops, part of every training step: a replay runs it again
 def update_running_statistics(
     running_mean: Any, running_var: Any, statistics: BatchStatistics, unbiased: bool, momentum: float
 ) -> None:

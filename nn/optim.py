@@ -19,6 +19,7 @@ import numpy as np
 
 from tape import Tensor
 from tape.tensor import gradients, zero_gradients
+from tape.tracing import replayable
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
@@ -57,10 +58,12 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
         self.param_groups.append({**self.defaults, **group, "params": params})
 
+    @replayable  # inside a replayed step, zeroed on every replay
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             zero_gradients(group["params"], set_to_none)
 
+    @replayable  # inside a replayed step: the update (read at each replay: lr, state) is one step
     def step(self) -> None:
         for group in self.param_groups:
             self.step_group(group)

@@ -55,6 +55,7 @@ from tape.op import REGISTRY, Op, primitive, unbroadcast
 from tape.predicates import allclose, bincount, equal, histc, histogram, is_tensor, isclose, numel
 from tape.random import Generator, default_generator, initial_seed, manual_seed, seed
 from tape.reductions import MaxResult
+from tape.replay import Replay, replay
 from tape.shapes import cat, embedding, pad, stack
 from tape.tensor import ShapeError, Size, Tensor, apply
 from tape.wengert import (

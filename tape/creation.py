@@ -1,4 +1,7 @@
-"""Making tensors: from data, filled, ranges, identity, random (torch's stream), and the ``_like`` forms."""
+"""Making tensors: from data, filled, ranges, identity, random (torch's stream), and the ``_like`` forms.
+
+Each is ``replayable``: a tensor made inside a replayed step is made anew on every replay (fresh
+random numbers, a copy of the new input), not kept from the recorded call."""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from tape import random
 from tape.dtypes import CATEGORY, dtype_of, float32, float64, int64
 from tape.inplace import refuse_leaf, write
 from tape.tensor import Tensor
+from tape.tracing import replayable
 from tape.wengert import Mode
 
 
+@replayable
 def tensor(
     data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None
 ) -> Tensor:
@@ -64,6 +69,7 @@ def shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
+@replayable
 def _filled(shape: tuple, value: Any, dtype: Any, requires_grad: bool) -> Tensor:
     return Tensor(np.full(shape, value, dtype=dtype_of(dtype)), requires_grad=requires_grad)
 
@@ -107,10 +113,12 @@ def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool
     return _filled(x.shape, fill_value, x.dtype if dtype is None else dtype, requires_grad)
 
 
+@replayable
 def eye(n: int, m: int | None = None, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
     return Tensor(np.eye(n, m, dtype=dtype_of(dtype)), requires_grad=requires_grad)
 
 
+@replayable
 def arange(
     start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False
 ) -> Tensor:
@@ -125,6 +133,7 @@ def arange(
     return Tensor(np.arange(*numbers).astype(dtype_of(dtype)), requires_grad=requires_grad)
 
 
+@replayable
 def linspace(
     start: float, end: float, steps: int, dtype: Any = float32, requires_grad: bool = False
 ) -> Tensor:
@@ -150,6 +159,7 @@ def _float_dtype(dtype: Any) -> np.dtype:
 def sampler(draw: str, doc: str) -> Callable[..., Tensor]:
     """``tape.randn``/``tape.rand``: floats drawn by the generator's sampler of that name."""
 
+    @replayable
     def sample(
         *size: Any,
         generator: random.Generator | None = None,
@@ -170,6 +180,7 @@ randn = sampler(
 rand = sampler("rand", "Uniform samples in [0, 1), as torch.rand.")
 
 
+@replayable
 def randint(
     low: int,
     high: Any = None,
@@ -187,12 +198,14 @@ def randint(
     return Tensor(array.astype(dtype_of(dtype), copy=False), requires_grad=requires_grad)
 
 
+@replayable
 def randperm(
     n: int, *, generator: random.Generator | None = None, dtype: Any = int64, device: Any = None
 ) -> Tensor:
     return Tensor(_source(generator).randperm(int(n)).astype(dtype_of(dtype), copy=False))
 
 
+@replayable
 def multinomial(
     input: Tensor, num_samples: int, replacement: bool = False, *, generator: random.Generator | None = None
 ) -> Tensor:
@@ -201,6 +214,7 @@ def multinomial(
     return Tensor(_source(generator).multinomial(probs, int(num_samples), replacement))
 
 
+@replayable
 def normal(
     mean: float,
     std: float,
@@ -229,6 +243,7 @@ def rand_like(
 def fill_randomly(name: str, draw: Any) -> Any:
     """An in-place sampler method (``w.normal_(0, 0.02)``): refuses a leaf that requires grad, as torch."""
 
+    @replayable
     def method(self: Tensor, *args: Any, generator: random.Generator | None = None) -> Tensor:
         if Mode.grad and self.requires_grad and self.is_leaf:
             refuse_leaf(self, name)

@@ -18,6 +18,7 @@ import numpy as np
 from tape.dtypes import constant, float32, is_floating, promote
 from tape.op import Op, primitive
 from tape.tensor import ShapeError, Tensor, apply, run, wrap
+from tape.tracing import replayable
 
 # ---------------------------------------------------------------- how binary ops are called
 
@@ -77,7 +78,13 @@ def to_float32(x: Any) -> Any:
 
 def as_float(x: Tensor) -> Tensor:
     """Integer and bool tensors as float32, for the ops that only make sense on floats."""
-    return x if x.array.dtype.kind == "f" else wrap(x.array.astype(float32))
+    return x if x.array.dtype.kind == "f" else integer_cast(x, float32)
+
+
+@replayable  # off the tape, yet a function of the inputs: a replayed step computes it again
+def integer_cast(x: Tensor, dtype: np.dtype) -> Tensor:
+    """``x`` in ``dtype`` where one side is not floating point: no gradient, as in torch."""
+    return wrap(x.array.astype(dtype))
 
 
 def unary(op: Op, floating: bool = True) -> Callable[[Tensor], Tensor]:
@@ -536,6 +543,7 @@ bind(lambda self: self, "__pos__", "contiguous")
 def compare(function: Callable, name: str, reflected: bool = False) -> Callable[..., Tensor]:
     """Comparisons, logic and floor division: a new tensor, never on the tape (as in torch)."""
 
+    @replayable  # off the tape, yet a function of the inputs: a replayed step computes it again
     def method(self: Tensor, other: Any) -> Tensor:
         a, b = operands(name, other, self) if reflected else operands(name, self, other)
         try:
@@ -570,6 +578,7 @@ bind(compare(np.logical_and, "logical_and"), "logical_and")
 bind(compare(np.logical_or, "logical_or"), "logical_or")
 
 
+@replayable
 def invert(self: Tensor) -> Tensor:
     if self.array.dtype.kind not in "biu":
         raise TypeError(f"bitwise_not: needs a bool or integer tensor, got {self.array.dtype}")
@@ -577,7 +586,5 @@ def invert(self: Tensor) -> Tensor:
 
 
 bind(invert, "__invert__", "bitwise_not")
-bind(lambda self: wrap(np.logical_not(self.array)), "logical_not")
-bind(lambda self: wrap(np.isnan(self.array)), "isnan")
-bind(lambda self: wrap(np.isinf(self.array)), "isinf")
-bind(lambda self: wrap(np.isfinite(self.array)), "isfinite")
+for _function in (np.logical_not, np.isnan, np.isinf, np.isfinite):
+    bind(replayable(lambda self, f=_function: wrap(f(self.array))), _function.__name__)

@@ -14,6 +14,7 @@ import numpy as np
 
 from tape.op import primitive, unbroadcast
 from tape.tensor import Tensor, apply
+from tape.tracing import replayable
 
 # ---------------------------------------------------------------- linear
 
@@ -71,7 +72,11 @@ def cross_entropy_op(logits, Yb):
     Log-sum-exp with the row maximum subtracted first: exp never overflows, and the
     log-probabilities are exact even where a probability underflows to zero.
     """
-    n = logits.shape[0]
+    n, classes = logits.shape
+    if Yb.dtype.kind not in "iu" or not _within(Yb, classes):  # here: a replay checks each batch
+        raise IndexError(
+            f"cross_entropy: targets must be integers in [0, {classes}) for logits of shape {logits.shape}"
+        )
     norm_logits = logits - logits.max(1, keepdims=True)
     norm_logits_of_targets = norm_logits[np.arange(n), Yb]
     counts = np.exp(norm_logits, out=norm_logits)
@@ -125,11 +130,6 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
             f"cross_entropy: expected logits (n, classes) and targets (n,), "
             f"got shapes {logits.shape} and {Yb.shape}"
         )
-    if Yb.dtype.kind not in "iu" or not _within(Yb, shape[1]):
-        raise IndexError(
-            f"cross_entropy: targets must be integers in [0, {logits.shape[1]}) for logits of "
-            f"shape {logits.shape}"
-        )
     return apply(cross_entropy_op, (logits,), Yb)
 
 
@@ -168,6 +168,7 @@ def batch_dims(hprebn_shape: tuple[int, ...], dim: Any) -> None:
         )
 
 
+@replayable  # Python around the op, yet part of every step: a replay runs it again
 def batch_statistics(hprebn: np.ndarray, unbiased: bool = True, dim: Any = 0) -> BatchStatistics:
     """Mean and variance of ``hprebn`` over its batch dims, as the notebook computes them: dim 0
     of (n, features), or dims (0, 1) of (n, length, features) as makemore part 5 does."""
@@ -187,13 +188,13 @@ def batch_statistics(hprebn: np.ndarray, unbiased: bool = True, dim: Any = 0) ->
 
 
 @primitive("batchnorm", saves=("bnraw", "bngain", "bnvar_inv", "bnbias.shape", "correction"))
-def batchnorm_op(hprebn, bngain, bnbias, bndiff, bnvar_inv, correction):
+def batchnorm_op(hprebn, bngain, bnbias, bndiff, bnvar, eps, correction):
     """hpreact = bngain * (hprebn - bnmean) * bnvar_inv + bnbias; dhprebn is the notebook's one line
 
-    ``bndiff`` and ``bnvar_inv`` come from the batch statistics of ``hprebn`` itself (with
-    ``correction`` 1 for the n-1 variance, 0 for the biased one): the VJP differentiates
-    through them.
+    ``bndiff`` and ``bnvar`` are the batch statistics of ``hprebn`` itself (with ``correction``
+    1 for the n-1 variance, 0 for the biased one): the VJP differentiates through them.
     """
+    bnvar_inv = (bnvar + eps) ** -0.5  # here, not in the caller: a replay re-runs it with the op
     bnraw = bndiff * bnvar_inv
     hpreact = bngain * bnraw
     hpreact += bnbias
@@ -298,6 +299,5 @@ def batchnorm(
         statistics = batch_statistics(hprebn.array, unbiased, dim)
     else:
         batch_dims(hprebn.array.shape, dim)
-    bnvar_inv = (statistics.bnvar + eps) ** -0.5
     inputs = (hprebn, bngain, bnbias)
-    return apply(batchnorm_op, inputs, statistics.bndiff, bnvar_inv, int(unbiased))
+    return apply(batchnorm_op, inputs, statistics.bndiff, statistics.bnvar, eps, int(unbiased))

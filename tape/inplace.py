@@ -21,6 +21,7 @@ from tape.elementwise import bind, keep
 from tape.op import primitive
 from tape.shapes import index_parts, torch_order
 from tape.tensor import ShapeError, Tensor, apply, run, wrap
+from tape.tracing import RECORDING
 from tape.wengert import Mode, mark_changed_in_place, no_grad
 
 
@@ -92,6 +93,8 @@ def write(self: Tensor, values: np.ndarray, name: str) -> None:
     if not self.array.flags.writeable:
         raise RuntimeError(f"{name}: this tensor is a read-only (expanded) view; clone() it first")
     self.array[...] = values
+    if RECORDING:  # tape.replay is recording a call: the write is one of its steps
+        RECORDING[-1].write(self, values)
     mark_changed_in_place(self.version)
 
 
@@ -196,6 +199,8 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         raise ShapeError(
             f"index assignment: cannot assign to a tensor of shape {self.shape} at {key!r}: {e}"
         ) from None
+    if RECORDING:
+        RECORDING[-1].setitem(self, steps, value_data)
     mark_changed_in_place(self.version)
 
 

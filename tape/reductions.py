@@ -15,6 +15,7 @@ import numpy as np
 from tape.elementwise import as_float, bind, select
 from tape.op import primitive
 from tape.tensor import Tensor, apply, wrap
+from tape.tracing import replayable
 
 # ---------------------------------------------------------------- arguments
 
@@ -308,7 +309,7 @@ def extremum_method(name: str, whole: Any, along: Any, arg: Callable) -> Callabl
         x = self if self.array.ndim else self.view(1)
         if x.array.shape[d] == 0:
             raise IndexError(f"{name}: dim {dim} of a tensor of shape {self.shape} is empty")
-        index = arg(x.array, axis=d, keepdims=True)
+        index = arg_index(arg, x.array, d)
         values = apply(along, (x,), index, d, keep)
         indices = index if keep else index.squeeze(d)
         if self.array.ndim == 0:
@@ -331,7 +332,19 @@ def amin(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return self.min() if dim is None else self.min(dim, keepdim).values
 
 
+@replayable  # an index the gather reads, computed on every replay
+def arg_index(arg: Callable, array: np.ndarray, d: int) -> np.ndarray:
+    return arg(array, axis=d, keepdims=True)
+
+
+@replayable
+def off_tape(function: Callable, x: Tensor, dims: Any, keepdim: bool) -> Tensor:
+    """``any``/``all``: a tensor off the tape, computed again by a replayed step."""
+    return wrap(np.asarray(function(x.array, axis=dims, keepdims=keepdim)))
+
+
 def arg_method(name: str, function: Callable) -> Callable:
+    @replayable  # off the tape, yet a function of the inputs: a replayed step computes it again
     def method(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
         if dim is None:
             return wrap(np.asarray(function(self.array), dtype=np.int64))
@@ -361,7 +374,7 @@ def logical_reduction(name: str, function: Callable) -> Callable:
     ) -> Tensor:
         dim, keepdim = reduction_args(name, dim, keepdim, axis, keepdims, out)
         dims = reduction_dims(name, self, dim)
-        return wrap(np.asarray(function(self.array, axis=dims, keepdims=keepdim)))
+        return off_tape(function, self, dims, keepdim)
 
     return method
 

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from tape.dtypes import dtype_of
-from tape.elementwise import bind, cast
+from tape.elementwise import bind, cast, integer_cast
 from tape.op import Op, primitive
 from tape.reductions import normalise_dim
 from tape.tensor import ShapeError, Tensor, apply, wrap
+from tape.tracing import replayable
 
 # ---------------------------------------------------------------- views
 
@@ -172,7 +173,7 @@ def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         return self
     if dtype.kind == "f" and self.array.dtype.kind == "f":
         return apply(cast, (self,), dtype)
-    return wrap(self.array.astype(dtype))  # to or from integers: no gradient, as in torch
+    return integer_cast(self, dtype)
 
 
 def type_method(self: Tensor, dtype: Any = None) -> Any:
@@ -270,10 +271,16 @@ def index_part(k: Any) -> Any:
             raise IndexError(f"gather: indices must be integers or booleans, got {k.dtype}")
         if k.ndim == 0 and k.dtype.kind in "iu":
             return int(k)
-        return k.astype(np.bool_) if k.dtype == np.uint8 else k.copy()
+        return kept_index(k)
     if isinstance(k, np.integer):
         return int(k)
     return k
+
+
+@replayable  # a replayed step copies each new index too
+def kept_index(k: np.ndarray) -> np.ndarray:
+    """The index the gather keeps: a copy (a uint8 array is a mask, as in torch)."""
+    return k.astype(np.bool_) if k.dtype == np.uint8 else k.copy()
 
 
 def torch_order(parts: tuple) -> tuple[tuple, tuple] | None:
@@ -326,16 +333,23 @@ def embedding(weight: Tensor, indices: Any) -> Tensor:
     shape = weight.array.shape
     if len(shape) != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {shape}")
-    if index.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got {index.dtype}")
-    # argmin and one element, not min(): a third of the cost on a minibatch, on every step;
-    # indices too large are caught by the gather itself
-    if index.dtype.kind == "i" and index.size and index.item(index.argmin()) < 0:
-        raise _out_of_range(index.min(), shape[0])
+    checked = embedding_index(index, shape[0])
     try:
-        return gather_step(weight, index.copy())  # a copy: a later change to indices moves no gradient
+        return gather_step(weight, checked)
     except IndexError:
         raise _out_of_range(index.max(), shape[0]) from None
+
+
+@replayable  # a replayed step checks and copies each new index too
+def embedding_index(index: np.ndarray, count: int) -> np.ndarray:
+    """A copy of ``index`` (a later change to the caller's moves no gradient), checked: a
+    negative index is an error, as in torch (indices too large are caught by the gather)."""
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {index.dtype}")
+    # argmin and one element, not min(): a third of the cost on a minibatch, on every step
+    if index.dtype.kind == "i" and index.size and index.item(index.argmin()) < 0:
+        raise _out_of_range(index.min(), count)
+    return index.copy()
 
 
 def _out_of_range(index: int, count: int) -> IndexError:

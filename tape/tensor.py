@@ -17,6 +17,7 @@ import numpy as np
 from tape import wengert
 from tape.dtypes import float32, float64, int64
 from tape.op import Op
+from tape.tracing import RECORDING, replayable
 from tape.wengert import Entry, Mode, check_finite, record
 
 
@@ -86,6 +87,7 @@ class Tensor:
         return self._grad
 
     @grad.setter
+    @replayable  # ``p.grad = None`` inside a replayed step happens on every replay
     def grad(self, value: Any) -> None:
         if value is None or isinstance(value, Tensor):
             self._grad = value
@@ -217,6 +219,8 @@ class Tensor:
 
     # ------------------------------------------------------------ conversions
     def item(self) -> float | int | bool:
+        if RECORDING:  # a Python value read from a tensor: a replay could not repeat what follows
+            RECORDING[-1].read(self)
         if self.array.size != 1:
             raise RuntimeError(
                 f"item: only a one-element tensor converts to a Python number, got shape {self.shape}"
@@ -224,6 +228,8 @@ class Tensor:
         return self.array.item()
 
     def tolist(self) -> Any:
+        if RECORDING:
+            RECORDING[-1].read(self)
         return self.array.tolist()
 
     def numpy(self) -> np.ndarray:
@@ -239,6 +245,8 @@ class Tensor:
         return int(self._scalar("int"))
 
     def _scalar(self, what: str) -> Any:
+        if RECORDING:
+            RECORDING[-1].read(self)
         if self.array.size != 1:
             raise ValueError(
                 f"{what}(): only one-element tensors can be converted to Python scalars, "
@@ -247,6 +255,8 @@ class Tensor:
         return self.array.item()
 
     def __index__(self) -> int:
+        if RECORDING:
+            RECORDING[-1].read(self)
         if self.array.dtype.kind not in "iu" or self.array.size != 1:
             raise TypeError(
                 f"only integer tensors of a single element can be converted to an index, "
@@ -255,6 +265,8 @@ class Tensor:
         return int(self.array.item())
 
     def __bool__(self) -> bool:
+        if RECORDING:
+            RECORDING[-1].read(self)
         if self.array.size != 1:
             raise RuntimeError(
                 f"Boolean value of Tensor with more than one value is ambiguous (shape {self.shape}); "
@@ -383,6 +395,7 @@ def gradients(tensors: Iterable[Tensor]) -> list[tuple[Tensor, np.ndarray]]:
     return [(t, t._grad.array) for t in tensors if t._grad is not None]
 
 
+@replayable
 def zero_gradients(tensors: Iterable[Tensor], set_to_none: bool = True) -> None:
     """``optimizer.zero_grad()``: each gradient set to None (torch's default) or zeroed in place."""
     if set_to_none:
@@ -420,6 +433,8 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     each input its gradient in its own dtype."""
     out_array, saved = op.forward(*arrays, *params) if params else op.forward(*arrays)
     out = wrap(out_array)
+    if RECORDING:  # tape.replay is recording a call: it keeps this op as a step
+        RECORDING[-1].forward(op, arrays, params, out_array, saved, out.array)
     if op.view:
         out.version = inputs[0].version  # a view: an in-place change to either is a change to both
     if Mode.grad:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tape.op import Op, unbroadcast
+from tape.tracing import RECORDING
 
 
 class _Mode(threading.local):
@@ -218,6 +219,8 @@ _recording_order = operator.attrgetter("index")
 
 def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     """Reverse sweep from ``root`` with upstream gradient ``gradient`` (root's shape)."""
+    if RECORDING:  # tape.replay is recording a call: it keeps this sweep as steps
+        RECORDING[-1].backward(root, gradient, retain_graph)
     handed_out = {id(gradient)}  # arrays now owned by a tensor's .grad: never alias them twice
     grads = {root.grad_fn: gradient}
     anomaly = Mode.anomaly
@@ -239,6 +242,8 @@ def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
                 grads[parent] = grads[parent] + g if parent in grads else g  # fan-out adds up
         if not retain_graph:
             free_saved(entry)
+    if RECORDING:  # the leaves' new .grad arrays are values later steps may read
+        RECORDING[-1].backward_done()
 
 
 def sweep(
@@ -254,6 +259,8 @@ def sweep(
     differentiated again. ``backward`` stays the first-order hot path: this one pays for its
     generality (pruning, capture, tensors) only when asked.
     """
+    if RECORDING:
+        RECORDING[-1].unsupported("tape.grad, or backward with create_graph or inputs")
     entries = ancestors(roots)
     wanted = None if targets is None else {id(t) for t in targets}
     needed = _needed(entries, wanted)
@@ -411,6 +418,8 @@ _nothing = _Nothing()
 
 
 def backward_from_leaf(leaf: Any, gradient: np.ndarray) -> None:
+    if RECORDING:
+        RECORDING[-1].unsupported("backward() of a leaf")
     leaf.accumulate_grad(gradient, set())
 
 

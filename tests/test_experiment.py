@@ -66,6 +66,13 @@ def finished(names, tmp_path_factory):
     return out, capture.getvalue()
 
 
+def test_replay_trains_the_same_run_bit_for_bit(finished, names, tmp_path):
+    # the learning rate decays halfway (a new record), the diagnostics' sampled steps run eagerly
+    out = tmp_path / "replayed"
+    assert run(names, out, *DIAGNOSTICS, "--steps", "300", "--checkpoint-every", "100", "--replay") == 0
+    assert_same_run(finished[0], out)
+
+
 def test_the_pipeline_end_to_end(finished):
     out, printed = finished
     metrics = json.loads((out / "metrics.json").read_text())

@@ -68,7 +68,7 @@ def execute(request: Request) -> int:
         if request.overwrite:
             out.remove_run()
         _announce(run, plan, names, splits, out)
-        schedule = _schedule(plan.options, request.pause_at, request.experiment)
+        schedule = _schedule(plan.options, request.pause_at, request.experiment, request.replay)
         result = loop.train(run, splits["train"], schedule, saver, Progress(schedule.steps, run.step))
         return _conclude(result, run, splits, plan.options, saver, request)
 
@@ -202,13 +202,14 @@ def _announce(
     )
 
 
-def _schedule(opts: Options, pause_at: int | None, experiment: Experiment) -> loop.Schedule:
+def _schedule(opts: Options, pause_at: int | None, experiment: Experiment, replay: bool) -> loop.Schedule:
     return loop.Schedule(
         steps=opts.steps,
         end=opts.steps if pause_at is None else min(pause_at, opts.steps),
         batch_size=opts.batch_size,
         learning_rate=experiment.learning_rate(opts.lr, opts.steps),
         checkpoint_every=opts.checkpoint_every,
+        replay=replay,
     )
 
 

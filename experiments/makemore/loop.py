@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import nn
+import tape
 from experiments.makemore.checkpoint import Run, Saver
 from experiments.makemore.data import Examples
 from experiments.makemore.progress import Progress
@@ -45,6 +46,7 @@ class Schedule:
     batch_size: int
     learning_rate: Callable[[int], float]  # of the step
     checkpoint_every: int
+    replay: bool = False  # the step through tape.replay (diagnostics' sampled steps run eagerly)
 
 
 def train(run: Run, examples: Examples, schedule: Schedule, saver: Saver, progress: Progress) -> Result:
@@ -72,6 +74,7 @@ class _Trainer:
         self.losses: list[float] = []  # since the last save
         self.first_loss: float | None = None
         self.began = time.perf_counter()
+        self.replayed = tape.replay(self.replayable_step) if schedule.replay else None
 
     def loop(self, stop: StopOnSignal) -> Result:
         run, schedule = self.run, self.schedule
@@ -96,15 +99,30 @@ class _Trainer:
         rows = self.run.rng.integers(0, len(self.examples), self.schedule.batch_size)
         Xb, Yb = self.examples.batch(rows)
         lr = self.schedule.learning_rate(step)
-        with self.sampling(step, lr):
+        sampling = self.sampling(step, lr)
+        if self.replayed is not None and sampling is UNSAMPLED:
+            # stepped even on a non-finite loss (a replay cannot stop halfway); the loop then ends
+            # the run as diverged without saving, as it does when the eager step skips the update
+            return self.replayed(Xb, Yb, lr).item()
+        with sampling:
             loss = nn.cross_entropy(self.run.model(Xb), Yb)
             value = loss.item()
             if math.isfinite(value):
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.lr = lr
-                self.optimizer.step()
+                self.update(loss, lr)
         return value
+
+    def update(self, loss: tape.Tensor, lr: float) -> None:
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.lr = lr
+        self.optimizer.step()
+
+    def replayable_step(self, Xb: np.ndarray, Yb: np.ndarray, lr: float) -> tape.Tensor:
+        """The whole step as ``tape.replay`` records it: its learning rate an argument, so that a
+        new rate records the step again."""
+        loss = nn.cross_entropy(self.run.model(Xb), Yb)
+        self.update(loss, lr)
+        return loss
 
     def sampling(self, step: int, lr: float) -> contextlib.AbstractContextManager[None]:
         """The diagnostics' view of the step (every few steps, and the run's last for its

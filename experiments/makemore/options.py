@@ -77,6 +77,7 @@ class Request:
     diagnostics: bool | None = None  # --diagnostics or --no-diagnostics, if given
     diagnostics_every: int | None = None  # if given
     explore: bool = False  # also write explore.html, the sweep page of the drawn training step
+    replay: bool = False  # train with tape.replay: the step recorded once, then replayed
     experiment: Experiment = MLP
 
     def new_options(self) -> Options:
@@ -160,6 +161,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, experiment: Experiment) 
         action="store_true",
         help="also write explore.html: a page that steps through the reverse sweep of the training "
         "step graph.svg draws (docs/explore.md)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="train with tape.replay: the training step is recorded on its first calls and then re-run "
+        "from the record, without building the tape on every step (the same numbers, bit for bit)",
     )
     parser.add_argument(
         "--diagnostics",

@@ -1,0 +1,314 @@
+"""tape.replay: a recorded step re-run from its record gives the eager step's numbers bit for bit,
+records again when the inputs' shapes change, and runs eagerly (with a warning) what it cannot
+repeat: Python reads of tensor values, values computed outside tape's ops, retain_grad."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nn
+import tape
+from experiments.makemore.model import build_mlp
+from experiments.makemore.wavenet import build_wavenet
+
+VOCAB, BLOCK = 27, 3
+
+
+def batches(
+    count: int, size: int = 32, block: int = BLOCK, seed: int = 1
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, VOCAB, (size, block)), rng.integers(0, VOCAB, size)) for _ in range(count)]
+
+
+def training_step(model: nn.Module, optimizer: nn.Optimizer):
+    def step(Xb: np.ndarray, Yb: np.ndarray) -> tape.Tensor:
+        loss = nn.cross_entropy(model(Xb), Yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def twins(build, optimizer=lambda params: nn.SGD(params, lr=0.1)):
+    """Two equal models with their optimisers: one trained eagerly, one replayed."""
+    eager_model, replayed_model = build(), build()
+    replayed_model.load_state_dict(eager_model.state_dict())
+    eager = training_step(eager_model, optimizer(eager_model.parameters()))
+    replayed = tape.replay(training_step(replayed_model, optimizer(replayed_model.parameters())))
+    return eager, replayed, eager_model, replayed_model
+
+
+def assert_same_training(eager, replayed, eager_model, replayed_model, data) -> None:
+    for i, (Xb, Yb) in enumerate(data):
+        a, b = eager(Xb, Yb), replayed(Xb, Yb)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.item() == b.item(), f"step {i}: eager {a.item()!r}, replayed {b.item()!r}"
+    for (name, x), (_, y) in zip(eager_model.state_dict().items(), replayed_model.state_dict().items()):
+        assert np.array_equal(x, y), name  # parameters and running statistics, bit for bit
+    for p, q in zip(eager_model.parameters(), replayed_model.parameters()):
+        assert np.array_equal(p.grad.array, q.grad.array)
+
+
+def mlp() -> nn.Module:
+    return build_mlp(VOCAB, 10, BLOCK, 200, np.random.default_rng(0))
+
+
+def test_a_replayed_mlp_training_step_is_eager_bit_for_bit_over_300_steps():
+    eager, replayed, *models = twins(mlp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing in the nn model falls back to eager
+        assert_same_training(eager, replayed, *models, batches(100) * 3)
+    assert replayed.reason(*batches(1)[0]) is None
+
+
+def test_a_replayed_wavenet_training_step_is_eager_bit_for_bit():
+    def build() -> nn.Module:
+        return build_wavenet(VOCAB, 8, 8, 32, np.random.default_rng(0))
+
+    eager, replayed, *models = twins(build)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same_training(eager, replayed, *models, batches(60, block=8))
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda ps: nn.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+        lambda ps: nn.Adam(ps, lr=1e-3),
+        lambda ps: nn.AdamW(ps, lr=1e-3),
+    ],
+    ids=["sgd-momentum", "adam", "adamw"],
+)
+def test_optimisers_with_state_replay_bit_for_bit(optimizer):
+    eager, replayed, *models = twins(mlp, optimizer)
+    assert_same_training(eager, replayed, *models, batches(40))
+
+
+def test_replay_runs_the_function_only_while_recording():
+    calls = []
+    model = mlp()
+    inner = training_step(model, nn.SGD(model.parameters(), lr=0.1))
+
+    def step(Xb, Yb):
+        calls.append(1)
+        return inner(Xb, Yb)
+
+    replayed = tape.replay(step)
+    for Xb, Yb in batches(10):
+        replayed(Xb, Yb)
+    assert len(calls) == 2  # two records that agree, then replays
+
+
+def test_a_new_batch_size_records_again_and_both_sizes_replay():
+    eager, replayed, *models = twins(mlp)
+    mixed = [b for pair in zip(batches(20, 32), batches(20, 7, seed=2)) for b in pair]
+    assert_same_training(eager, replayed, *models, mixed)
+
+
+def test_the_replayed_training_agrees_with_torch():
+    torch = pytest.importorskip("torch")
+    model = mlp()
+    torch_model = torch_mlp(torch, model)
+    torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.1)
+    replayed = tape.replay(training_step(model, nn.SGD(model.parameters(), lr=0.1)))
+    for Xb, Yb in batches(100):
+        loss = torch.nn.functional.cross_entropy(torch_model(torch.from_numpy(Xb)), torch.from_numpy(Yb))
+        torch_optimizer.zero_grad()
+        loss.backward()
+        torch_optimizer.step()
+        mine = replayed(Xb, Yb).item()
+        assert mine == pytest.approx(loss.item(), rel=1e-4)
+
+
+def torch_mlp(torch, model: nn.Module):
+    """torch.nn's version of build_mlp's model, with its weights (unbiased batchnorm as tape's)."""
+
+    class BatchNorm(torch.nn.Module):  # the notebook's: normalised with the n-1 variance
+        def __init__(self, layer):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor(layer.weight.array))
+            self.bias = torch.nn.Parameter(torch.tensor(layer.bias.array))
+            self.eps = layer.eps
+
+        def forward(self, x):
+            return self.weight * (x - x.mean(0)) / (x.var(0, unbiased=True) + self.eps).sqrt() + self.bias
+
+    layers = []
+    for layer in model:
+        if isinstance(layer, nn.Embedding):
+            layers.append(torch.nn.Embedding.from_pretrained(torch.tensor(layer.weight.array), freeze=False))
+        elif isinstance(layer, nn.Flatten):
+            layers.append(torch.nn.Flatten())
+        elif isinstance(layer, nn.Linear):
+            linear = torch.nn.Linear(*layer.weight.shape, bias=layer.bias is not None)
+            with torch.no_grad():
+                linear.weight.copy_(torch.tensor(layer.weight.array.T))
+                if layer.bias is not None:
+                    linear.bias.copy_(torch.tensor(layer.bias.array))
+            layers.append(linear)
+        elif isinstance(layer, nn.BatchNorm1d):
+            layers.append(BatchNorm(layer))
+        elif isinstance(layer, nn.Tanh):
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
+def test_a_learning_rate_passed_as_an_argument_records_again_when_it_changes():
+    eager_model, replayed_model = mlp(), mlp()
+    replayed_model.load_state_dict(eager_model.state_dict())
+
+    def stepper(model):
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def step(Xb, Yb, lr):
+            loss = nn.cross_entropy(model(Xb), Yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.lr = lr
+            optimizer.step()
+            return loss
+
+        return step
+
+    eager, replayed = stepper(eager_model), tape.replay(stepper(replayed_model))
+    for i, (Xb, Yb) in enumerate(batches(30)):
+        lr = 0.1 if i < 15 else 0.01
+        assert eager(Xb, Yb, lr).item() == replayed(Xb, Yb, lr).item()
+    for p, q in zip(eager_model.parameters(), replayed_model.parameters()):
+        assert np.array_equal(p.array, q.array)
+
+
+def test_the_notebooks_manual_update_and_grad_reset_replay():
+    def stepper(params):
+        def step(Xb, Yb):
+            C, W, b = params
+            logits = C[Xb].view(Xb.shape[0], -1) @ W + b
+            loss = nn.functional.cross_entropy(logits, Yb)
+            for p in params:
+                p.grad = None
+            loss.backward()
+            for p in params:
+                p.data += -0.1 * p.grad
+            return loss
+
+        return step
+
+    g = tape.Generator().manual_seed(42)
+    shapes = [(VOCAB, 10), (30, VOCAB), (VOCAB,)]
+    params = [tape.randn(shape, generator=g, requires_grad=True) for shape in shapes]
+    twin = [tape.tensor(p.array, requires_grad=True) for p in params]
+    eager, replayed = stepper(params), tape.replay(stepper(twin))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for Xb, Yb in batches(30):
+            assert eager(Xb, Yb).item() == replayed(Xb, Yb).item()
+    for p, q in zip(params, twin):
+        assert np.array_equal(p.array, q.array)
+
+
+def test_random_numbers_drawn_inside_the_step_are_drawn_anew_on_every_replay():
+    def stepper(model, generator):
+        def step(Xb):
+            h = model(tape.from_numpy(Xb))
+            noise = tape.randn(h.shape, generator=generator)
+            return nn.functional.dropout(h + noise, p=0.5).sum()
+
+        return step
+
+    model = nn.Linear(4, 3)
+    eager = stepper(model, tape.Generator().manual_seed(3))
+    replayed = tape.replay(stepper(model, tape.Generator().manual_seed(3)))
+    x = np.ones((5, 4), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tape.manual_seed(0)
+        eager_values = [eager(x).item() for _ in range(6)]
+        tape.manual_seed(0)
+        replayed_values = [replayed(x).item() for _ in range(6)]
+    assert eager_values == replayed_values
+    assert len(set(eager_values)) == 6
+
+
+def test_evaluation_under_no_grad_with_argmax_replays():
+    model = mlp().eval()
+
+    def evaluate(Xb, Yb):
+        with tape.no_grad():
+            logits = model(Xb)
+            return nn.cross_entropy(logits, Yb), logits.argmax(1)
+
+    replayed = tape.replay(evaluate)
+    for Xb, Yb in batches(6, 64):
+        (loss, predicted), (loss_again, predicted_again) = evaluate(Xb, Yb), replayed(Xb, Yb)
+        assert loss.item() == loss_again.item()
+        assert np.array_equal(predicted.array, predicted_again.array)
+
+
+def test_python_control_flow_on_a_tensors_value_runs_eagerly_with_a_warning():
+    x = tape.tensor([1.0, -2.0, 3.0], requires_grad=True)
+
+    def step(sign):
+        y = (x * tape.tensor(sign)).sum()
+        out = y * 2 if y.item() > 0 else y * -3  # which op runs depends on the value
+        x.grad = None
+        out.backward()
+        return out
+
+    replayed = tape.replay(step)
+    signs = [np.array(s, np.float32) for s in (1, -1, 1, -1, 1)]
+    with pytest.warns(UserWarning, match="reads a tensor's value"):
+        results = [(replayed(s).item(), x.grad.array.copy()) for s in signs]
+    expected = [(4.0, 2 * np.ones(3)), (6.0, 3 * np.ones(3))] * 3
+    for (value, grad), (want, want_grad) in zip(results, expected):
+        assert value == want and np.array_equal(grad, want_grad)
+
+
+def test_a_value_computed_in_numpy_from_the_inputs_runs_eagerly_with_a_warning():
+    W = tape.ones((3, 2))
+
+    def step(x):
+        return (tape.from_numpy(x * 2) @ W).sum()  # x * 2 happens outside tape: a replay cannot see it
+
+    replayed = tape.replay(step)
+    with pytest.warns(UserWarning, match="changed between its first two calls"):
+        values = [replayed(np.full((4, 3), k, np.float32)).item() for k in range(4)]
+    assert values == [0.0, 48.0, 96.0, 144.0]
+
+
+def test_retain_grad_runs_eagerly_with_a_warning():
+    W = tape.ones((3, 2), requires_grad=True)
+
+    def step(x):
+        h = tape.from_numpy(x) @ W
+        h.retain_grad()
+        loss = (h * h).sum()
+        W.grad = None
+        loss.backward()
+        return h.grad
+
+    replayed = tape.replay(step)
+    x = np.ones((4, 3), np.float32)
+    with pytest.warns(UserWarning, match="retain_grad"):
+        grads = [replayed(x) for _ in range(3)]
+    assert all(np.array_equal(g.array, np.full((4, 2), 6.0)) for g in grads)
+
+
+def test_the_example_in_docs_replay_md_runs_and_replays():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "replay.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    scope: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exec(code, scope)
+    Xb, Yb = scope["Xb"], scope["Yb"]
+    assert scope["step"].reason(Xb, Yb, 0.01) is None
+    assert np.isfinite(scope["loss"].item()) and scope["loss"].grad_fn is None
