@@ -9,7 +9,7 @@ from types import SimpleNamespace as _SimpleNamespace
 
 import numpy as np
 
-from tape import elementwise, functional, inplace, linalg, reductions, shapes
+from tape import elementwise, functional, inplace, linalg, memory, reductions, shapes  # memory tunes malloc
 from tape.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.creation import (
     arange,

@@ -26,31 +26,63 @@ def calibrate_batchnorm(model: nn.Sequential, examples: data.Examples, chunk: in
     for i, layer in enumerate(model):
         if isinstance(layer, nn.BatchNorm1d):
             with tape.no_grad():
-                total, rows = 0, 0
-                for x in _outputs(model.layers[:i], examples, chunk):
-                    total, rows = total + x.sum(0), rows + len(x)
-                mean = total / rows
-                var = sum(((x - mean) ** 2).sum(0) for x in _outputs(model.layers[:i], examples, chunk))
+                mean, rows = _mean(model.layers[:i], examples, chunk)
+                var = sum(_squared_deviations(x, mean) for x in _outputs(model.layers[:i], examples, chunk))
             layer.running_mean[...] = mean
             layer.running_var[...] = var / (rows - 1)
 
 
+def _mean(layers: Sequence[nn.Module], examples: data.Examples, chunk: int) -> tuple[np.ndarray, int]:
+    """The mean of ``_outputs`` over all rows, and their number. A function of its own, so that
+    its last chunk (a view of the pass's buffer) is gone before the variance pass starts."""
+    total, rows = 0, 0
+    for x in _outputs(layers, examples, chunk):
+        total, rows = total + x.sum(0), rows + len(x)
+    return total / rows, rows
+
+
 def _outputs(layers: Sequence[nn.Module], examples: data.Examples, chunk: int) -> Iterator[np.ndarray]:
     """The output of ``layers`` for the examples' contexts, chunk by chunk, in float64, as rows of
-    features (an output (n, length, features) as n * length rows)."""
+    features (an output (n, length, features) as n * length rows).
+
+    Every chunk is copied into one float64 buffer (the first chunk is the largest), which the
+    caller may change in place until it asks for the next: a fresh copy a chunk would hold two
+    of them at once, beside the float32 output, at the peak RSS of a run.
+    """
+    buffer = np.empty(0)
     for x, _ in examples.chunks(chunk):
         for layer in layers:
             x = layer(x)
-        yield x.array.reshape(-1, x.shape[-1]).astype(np.float64)
+        out = x.array.reshape(-1, x.shape[-1])
+        if buffer.shape[0] < out.shape[0]:
+            buffer = np.empty(out.shape, np.float64)
+        rows = buffer[: out.shape[0]]
+        rows[...] = out  # float32 to float64 is exact: the numbers astype(np.float64) gives
+        del x, out  # the float32 output goes before the caller works on the copy
+        yield rows
+
+
+def _squared_deviations(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``((x - mean) ** 2).sum(0)``, the same numbers (``** 2`` is ``np.square``), computed in ``x``
+    itself: no temporaries of its size (the variance pass set the peak RSS of a run)."""
+    x -= mean
+    np.square(x, out=x)
+    return x.sum(0)
 
 
 def evaluate(model: nn.Module, examples: data.Examples, chunk: int = CHUNK) -> float:
-    """Mean cross-entropy over all the examples in evaluation mode."""
+    """Mean cross-entropy over all the examples in evaluation mode.
+
+    The memory of its chunks (and of a calibration before it) is handed back to the OS at the
+    end (``tape.memory.release``): tape keeps freed blocks for reuse, and what follows an
+    evaluation (sampling, plotting) would otherwise add its own memory on top of them.
+    """
     model.eval()
     total = 0.0
     with tape.no_grad():
         for Xb, Yb in examples.chunks(chunk):
             total += nn.cross_entropy(model(Xb), Yb).item() * Xb.shape[0]
+    tape.memory.release()
     return total / len(examples)
 
 
