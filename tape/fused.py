@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tape.linalg import rows_times
 from tape.op import primitive, unbroadcast
 from tape.tensor import Tensor, apply
 from tape.tracing import replayable
@@ -22,7 +23,7 @@ from tape.tracing import replayable
 @primitive("linear", saves=("x", "W"))
 def linear_op(x, W, b):
     """out = x @ W + b; dx = dout @ W.T, dW = x.T @ dout, db = dout.sum(0) (rows of every leading dim)"""
-    out = x @ W
+    out = rows_times(x, W)
     out += b  # in place: the matmul's result is ours
     return out, (x, W)
 
@@ -38,7 +39,7 @@ def dlinear_b(dout, x, W):
     return dout.sum(0) if dout.ndim == 2 else dout.reshape(-1, W.shape[1]).sum(0)
 
 
-linear_op.defvjp(lambda dout, x, W: dout @ W.T, dlinear_W, dlinear_b)
+linear_op.defvjp(lambda dout, x, W: rows_times(dout, W.T), dlinear_W, dlinear_b)
 
 
 def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
