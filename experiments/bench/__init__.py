@@ -1,20 +1,30 @@
-"""Benchmark: one training step of the makemore MLP on tape, torch eager and hand-fused NumPy.
+"""Benchmark: one training step of the makemore MLP and of makemore part 5's WaveNet, on tape,
+torch eager and hand-fused NumPy.
 
     python -m experiments.bench                 # the full run (a few minutes)
-    python -m experiments.bench --quick         # under a minute
+    python -m experiments.bench --quick         # about a minute
+    python -m experiments.bench --workload wavenet
     python -m experiments.bench --profile tape-decomposed --batch-sizes 32
+    python -m experiments.bench --profile-ops tape-nn --workload mlp --batch-sizes 32 4096
 
-A step is forward, backward and an SGD update of the backprop-ninja notebook's MLP (vocab 27,
-n_embd 10, block 3, n_hidden 200), on random batches drawn from a fixed pseudo-dataset. The
-engines:
+Two workloads, each a model's step (forward, cross-entropy, zero_grad, backward, SGD) on random
+batches drawn from a fixed pseudo-dataset:
+
+``mlp``: the backprop-ninja notebook's MLP (vocab 27, n_embd 10, block 3, n_hidden 200), at
+batch 32, 256 and 4096. The engines:
 
 - ``tape-nn``: the makemore experiment's model (``experiments.makemore.model.build_mlp``:
   Embedding, Flatten, Linear, BatchNorm1d, Tanh, Linear) with the fused ``nn.cross_entropy``
   and batchnorm; compared with ``torch-nn``.
+- ``tape-replay``: tape-nn's step under ``tape.replay`` (recorded once, then replayed).
 - ``tape-decomposed``: the notebook's exercise-1 graph (about 20 forward ops), the very
   ``forward(lib, ...)`` the tests run; compared with ``torch-decomposed``, the same function on torch.
 - ``torch-nn`` / ``torch-decomposed``: torch eager autograd, the baselines (optional).
 - ``numpy-floor``: forward and backward written by hand in NumPy, the nn model's floor.
+
+``wavenet``: the makemore WaveNet experiment's model (``experiments/makemore/wavenet.py``) at
+batch 32: ``tape-nn``, ``tape-replay``, ``torch-eager`` (the lecture's own layer classes on
+torch) and ``torch-nn`` (torch.nn modules, the baseline); see ``wavenet``.
 
 All run in one process on one thread, in interleaved rounds; each engine's steps/s is divided
 by its torch baseline's steps/s of the same round. Peak RSS comes from a separate process per
@@ -22,14 +32,18 @@ engine. Before timing, every engine must reach the same losses from the same num
 
 One job a module:
 
-- ``workload``: what every engine trains (the model's sizes, initial parameters, batches)
-- ``engines``: tape-nn, tape-decomposed, torch-nn, torch-decomposed, and the table of engines
+- ``workload``: what the MLP engines train (the model's sizes, initial parameters, batches)
+- ``engines``: the MLP's engines (tape-nn, tape-replay, tape-decomposed, torch-nn,
+  torch-decomposed), the tape model base and the replay wrapper
 - ``floor``: the numpy-floor step, forward and backward derived by hand
-- ``verification``: every engine's first losses against the floor's
+- ``wavenet``: the WaveNet workload and its engines; ``torch_wavenet``: its torch models
+- ``workloads``: a workload (engines, batches, reference losses), the two of them
+- ``verification``: every engine's first losses against its workload's reference
 - ``timing``: calibrated, interleaved rounds and the ratios to torch
 - ``memory``: peak RSS, one fresh process per engine and batch size
 - ``machine``: what the numbers were measured on
 - ``profiling``: cProfile of one engine, in µs per step
+- ``op_profile``: per op and per step: each op's forward and VJPs, and the rest of the step
 - ``run``: a whole benchmark run, as one JSON-ready report
 - ``report``: the report's document and its Markdown tables
 - ``cli``: the command (``__main__`` runs it)

@@ -1,10 +1,11 @@
 """The engines that train the makemore MLP: tape and torch eager, each as the nn model and as the
-notebook's graph op by op (the NumPy floor is ``floor``), and the table of engines."""
+notebook's graph op by op (the NumPy floor is ``floor``), tape-nn under ``tape.replay``, and the
+table of engines. ``TapeModel`` and ``Replayed`` serve the WaveNet's tape engines too."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -17,12 +18,9 @@ from experiments.bench.workload import (
     BLOCK_SIZE,
     BN_EPS,
     BN_MOMENTUM,
-    LEARNING_RATE,
     N_EMBD,
     N_HIDDEN,
     VOCAB_SIZE,
-    initial_parameters,
-    sample_batches,
     sequential_parameters,
 )
 
@@ -48,16 +46,42 @@ def load_torch() -> ModuleType:
     return torch
 
 
-class TapeNN:
+class TapeModel:
+    """A tape nn model trained as the makemore experiments train it: ``nn.cross_entropy`` on its
+    logits, ``nn.SGD``. Subclasses build ``self.model``; the step is ``train_step``."""
+
+    def __init__(self, model: Any, lr: float) -> None:
+        import nn  # imported here, so that only tape's memory processes hold nn
+
+        self.model = model
+        self.cross_entropy = nn.cross_entropy
+        self.optimizer = nn.SGD(model.parameters(), lr)
+
+    def prepare(self, Xb: np.ndarray, Yb: np.ndarray) -> Any:
+        return Xb, Yb
+
+    def loss(self, Xb: np.ndarray, Yb: np.ndarray) -> tape.Tensor:
+        return self.cross_entropy(self.model(Xb), Yb)
+
+    def train_step(self, Xb: np.ndarray, Yb: np.ndarray) -> tape.Tensor:
+        """The whole step on NumPy batches, as ``tape.replay`` takes it; the loss tensor."""
+        loss = self.loss(Xb, Yb)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def step(self, batch: Any) -> Any:
+        return self.train_step(*batch).array
+
+
+class TapeNN(TapeModel):
     """The makemore experiment's nn model, with the fused cross-entropy and batchnorm."""
 
     def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
-        # imported here, so that only this engine's memory process holds nn
-        import nn
         from experiments.makemore.model import build_mlp
 
-        self.cross_entropy = nn.cross_entropy
-        self.model = build_mlp(
+        model = build_mlp(
             VOCAB_SIZE,
             N_EMBD,
             BLOCK_SIZE,
@@ -67,19 +91,44 @@ class TapeNN:
             batchnorm_eps=BN_EPS,
             batchnorm_momentum=BN_MOMENTUM,
         )
-        self.model.load_state_dict({**self.model.state_dict(), **sequential_parameters(params)})
-        self.optimizer = nn.SGD(self.model.parameters(), lr)
+        model.load_state_dict({**model.state_dict(), **sequential_parameters(params)})
+        super().__init__(model, lr)
+
+
+def require_replay() -> Callable[[Callable], Callable]:
+    """``tape.replay``, or EngineUnavailableError where this tape has none yet."""
+    replay = getattr(tape, "replay", None)
+    if replay is None:
+        raise EngineUnavailableError("this tape has no tape.replay")
+    return replay
+
+
+class Replayed:
+    """An eager tape engine's whole step (``train_step``) under ``tape.replay``: recorded on its
+    first call, replayed on the later ones. One replay per batch shape, since a recording is of
+    one set of shapes."""
+
+    def __init__(self, eager: TapeModel) -> None:
+        self.replay = require_replay()
+        self.eager = eager
+        self.steps: dict[tuple[int, ...], Callable] = {}
 
     def prepare(self, Xb: np.ndarray, Yb: np.ndarray) -> Any:
         return Xb, Yb
 
     def step(self, batch: Any) -> Any:
         Xb, Yb = batch
-        loss = self.cross_entropy(self.model(Xb), Yb)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss.array
+        step = self.steps.get(Xb.shape)
+        if step is None:
+            step = self.steps[Xb.shape] = self.replay(self.eager.train_step)
+        # a copy: a replay may hand back the same buffer every step
+        return np.array(step(Xb, Yb).array)
+
+
+def tape_replay(params: dict[str, np.ndarray], lr: float) -> Replayed:
+    """tape-replay: tape-nn's model and step under ``tape.replay``."""
+    require_replay()  # before building the model
+    return Replayed(TapeNN(params, lr))
 
 
 class TapeDecomposed:
@@ -176,44 +225,12 @@ class EngineSpec:
 
 ENGINES = [
     EngineSpec("tape-nn", TapeNN, "torch-nn", "tape, nn model (fused cross-entropy and batchnorm)"),
+    EngineSpec(
+        "tape-replay", tape_replay, "torch-nn", "tape-nn's step recorded once, then replayed (tape.replay)"
+    ),
     EngineSpec("tape-decomposed", TapeDecomposed, "torch-decomposed", "tape, notebook graph op by op"),
     EngineSpec("torch-nn", TorchNN, None, "torch eager, torch.nn modules + F.cross_entropy"),
     EngineSpec("torch-decomposed", TorchDecomposed, None, "torch eager, notebook graph op by op"),
     EngineSpec("numpy-floor", NumpyFloor, "torch-nn", "NumPy, forward and backward fused by hand"),
 ]
 ENGINE_BY_NAME = {spec.name: spec for spec in ENGINES}
-
-
-def build_engines(names: Sequence[str], params: dict[str, np.ndarray]) -> tuple[dict[str, Engine], dict]:
-    """The engines that can run here, and why the others cannot."""
-    engines, unavailable = {}, {}
-    for name in names:
-        try:
-            engines[name] = ENGINE_BY_NAME[name].build(params, LEARNING_RATE)
-        except EngineUnavailableError as e:
-            unavailable[name] = str(e)
-    return engines, unavailable
-
-
-def build_engine(name: str) -> Engine:
-    """One engine from the notebook's initial parameters (EngineUnavailableError if it cannot run)."""
-    return ENGINE_BY_NAME[name].build(initial_parameters(), LEARNING_RATE)
-
-
-def prepared_batches(engine: Engine, batch_size: int) -> list[Any]:
-    """The batch pool of this size, in the engine's own types."""
-    return [engine.prepare(*batch) for batch in sample_batches(batch_size)]
-
-
-def describe_engines(names: Sequence[str], available: Sequence[str], unavailable: dict[str, str]) -> dict:
-    """The report's table of the engines asked for: what each is, its baseline, whether it ran."""
-    return {
-        spec.name: {
-            "description": spec.description,
-            "baseline": spec.baseline,
-            "available": spec.name in available,
-            "reason": unavailable.get(spec.name),
-        }
-        for spec in ENGINES
-        if spec.name in names
-    }

@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments.bench.engines import build_engine, prepared_batches
 from experiments.bench.timing import run_steps
+from experiments.bench.workloads import WORKLOADS, Workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def measure_rss(name: str, batch_size: int, steps: int) -> dict[str, Any]:
+def measure_rss(workload: Workload, name: str, batch_size: int, steps: int) -> dict[str, Any]:
     """Peak RSS of a fresh process that builds one engine and trains it for ``steps`` steps."""
-    command = [sys.executable, "-m", "experiments.bench", "--rss-worker", name]
+    command = [sys.executable, "-m", "experiments.bench", "--rss-worker", name, "--workload", workload.name]
     command += ["--batch-sizes", str(batch_size), "--rss-steps", str(steps)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -25,10 +25,11 @@ def measure_rss(name: str, batch_size: int, steps: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def rss_worker(name: str, batch_size: int, steps: int) -> dict[str, Any]:
+def rss_worker(workload_name: str, name: str, batch_size: int, steps: int) -> dict[str, Any]:
     """What ``measure_rss`` runs in the fresh process (``--rss-worker``)."""
-    engine = build_engine(name)
-    batches = prepared_batches(engine, batch_size)
+    workload = WORKLOADS[workload_name]
+    engine = workload.build_engine(name)
+    batches = workload.prepared_batches(engine, batch_size)
     checkpoint = max(1, steps // 10)
     run_steps(engine, batches, checkpoint)
     rss_early = _status_kb("VmRSS")

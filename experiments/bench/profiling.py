@@ -7,14 +7,14 @@ import io
 import pstats
 from pathlib import Path
 
-from experiments.bench.engines import build_engine, prepared_batches
 from experiments.bench.timing import run_steps
+from experiments.bench.workloads import Workload
 
 
-def profile(name: str, batch_size: int, steps: int, top: int = 25) -> str:
+def profile(workload: Workload, name: str, batch_size: int, steps: int, top: int = 25) -> str:
     """cProfile of ``steps`` training steps: the functions taking the most time, in µs per step."""
-    engine = build_engine(name)
-    batches = prepared_batches(engine, batch_size)
+    engine = workload.build_engine(name)
+    batches = workload.prepared_batches(engine, batch_size)
     run_steps(engine, batches, max(10, steps // 10))  # warm up outside the profile
     profiler = cProfile.Profile()
     profiler.enable()
@@ -28,7 +28,8 @@ def profile(name: str, batch_size: int, steps: int, top: int = 25) -> str:
     rows.sort(reverse=True)
     total = sum(r[0] for r in rows)
     lines = [
-        f"cProfile, {name}, batch {batch_size}: {1e6 * total / steps:.0f} µs per step under the profiler",
+        f"cProfile, {workload.name} {name}, batch {batch_size}: "
+        f"{1e6 * total / steps:.0f} µs per step under the profiler",
         f"{'self µs/step':>12} {'cum µs/step':>12} {'calls/step':>10}  function",
     ]
     for tottime, cumtime, calls, where in rows[:top]:

@@ -6,19 +6,13 @@ import datetime
 import sys
 from typing import Any
 
-from experiments.bench.engines import ENGINE_BY_NAME
-
-SCHEMA_VERSION = 1
+# 2: the engines, verification and results of each model under ``workloads`` (mlp, wavenet);
+# 1 held the MLP's at the top level
+SCHEMA_VERSION = 2
 
 
 def build_report(
-    *,
-    machine: dict[str, Any],
-    config: dict[str, Any],
-    engines: dict[str, Any],
-    unavailable: dict[str, str],
-    verification: list[dict[str, Any]],
-    results: list[dict[str, Any]],
+    *, machine: dict[str, Any], config: dict[str, Any], workloads: dict[str, Any]
 ) -> dict[str, Any]:
     """The document ``--json`` writes, stamped with the schema, the time and the command."""
     return {
@@ -27,26 +21,34 @@ def build_report(
         "command": "python -m experiments.bench " + " ".join(sys.argv[1:]),
         "machine": machine,
         "config": config,
-        "engines": engines,
-        "unavailable": unavailable,
-        "verification": verification,
-        "results": results,
+        "workloads": workloads,
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """Markdown: one row per engine and batch size, then the ratios as in issue 5's table."""
-    return _results_table(report) + "\n\n" + _ratios_table(report) + _unavailable_lines(report)
+    """Markdown, per workload: one row per engine and batch size, then the ratios as in issue 5's
+    table."""
+    clock = report["config"]["clock"]
+    parts = []
+    for name, part in report["workloads"].items():
+        parts.append(
+            f"{name}: {part['title']}\n\n"
+            + _results_table(part, clock)
+            + "\n\n"
+            + _ratios_table(part)
+            + _unavailable_lines(part)
+        )
+    return "\n\n".join(parts)
 
 
-def _results_table(report: dict[str, Any]) -> str:
+def _results_table(part: dict[str, Any], clock: str) -> str:
     lines = [
-        f"| engine | batch | steps/s median (min–max), {report['config']['clock']} clock | µs/step "
+        f"| engine | batch | steps/s median (min–max), {clock} clock | µs/step "
         "| ratio to torch median (min–max) "
         "| peak RSS MB | RSS growth MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in report["results"]:
+    for row in part["results"]:
         rate, ratio, memory = row["steps_per_second"], row["ratio_to_torch"], row.get("memory") or {}
         lines.append(
             f"| {row['engine']} | {row['batch_size']} "
@@ -57,8 +59,8 @@ def _results_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ratios_table(report: dict[str, Any]) -> str:
-    results, batch_sizes = report["results"], report["config"]["batch_sizes"]
+def _ratios_table(part: dict[str, Any]) -> str:
+    results, batch_sizes = part["results"], part["batch_sizes"]
     lines = ["| engine | baseline | " + " | ".join(f"batch {b}" for b in batch_sizes) + " |"]
     lines.append("|---|---|" + "---:|" * len(batch_sizes))
     by_key = {(r["engine"], r["batch_size"]): r for r in results}
@@ -67,13 +69,13 @@ def _ratios_table(report: dict[str, Any]) -> str:
         for b in batch_sizes:
             row = by_key.get((name, b))
             cells.append(f"{_ratio_text(row['ratio_to_torch'])} ({row['us_per_step']:.0f} µs)" if row else "")
-        baseline = ENGINE_BY_NAME[name].baseline or "itself"
+        baseline = part["engines"][name]["baseline"] or "itself"
         lines.append(f"| {name} | {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _unavailable_lines(report: dict[str, Any]) -> str:
-    return "".join(f"\n\n{name}: not measured, {reason}" for name, reason in report["unavailable"].items())
+def _unavailable_lines(part: dict[str, Any]) -> str:
+    return "".join(f"\n\n{name}: not measured, {reason}" for name, reason in part["unavailable"].items())
 
 
 def _ratio_text(ratio: dict[str, float] | None, with_range: bool = False) -> str:

@@ -8,8 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.bench.engines import ENGINE_BY_NAME, Engine
-from experiments.bench.workload import sample_batches
+from experiments.bench.engines import Engine
+from experiments.bench.workloads import Workload
 
 # wall: what a user waits for. cpu: this process's CPU time (one thread, so the same on an
 # idle machine), which leaves out the time other processes hold the CPU on a shared machine.
@@ -41,10 +41,15 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def time_batch_size(
-    engines: dict[str, Engine], batch_size: int, rounds: int, seconds: float, clock: str = "wall"
+    workload: Workload,
+    engines: dict[str, Engine],
+    batch_size: int,
+    rounds: int,
+    seconds: float,
+    clock: str = "wall",
 ) -> dict[str, dict[str, Any]]:
     """Interleaved rounds: each round times every engine once, in a rotating order."""
-    batches = sample_batches(batch_size)  # one pool, each engine's view of it
+    batches = workload.sample_batches(batch_size)  # one pool, each engine's view of it
     prepared = {name: [e.prepare(*b) for b in batches] for name, e in engines.items()}
     steps = {name: calibrate(e, prepared[name], seconds) for name, e in engines.items()}
     names = list(engines)
@@ -57,7 +62,7 @@ def time_batch_size(
             this_round[name] = steps[name] / elapsed
         for name, rate in this_round.items():
             rates[name].append(rate)
-            baseline = ENGINE_BY_NAME[name].baseline or name
+            baseline = workload.baseline(name)
             if baseline in this_round:
                 ratios[name].append(rate / this_round[baseline])
     return {

@@ -1,4 +1,4 @@
-"""Before any timing: every engine's losses over its first steps against the NumPy floor's."""
+"""Before any timing: every engine's losses over its first steps against its workload's reference."""
 
 from __future__ import annotations
 
@@ -7,31 +7,24 @@ from typing import Any
 
 import numpy as np
 
-from experiments.bench.engines import Engine, build_engines
-from experiments.bench.floor import NumpyFloor
-from experiments.bench.workload import LEARNING_RATE, initial_parameters, sample_batches
+from experiments.bench.engines import Engine
+from experiments.bench.workloads import Workload
 
 VERIFY_STEPS = 3  # losses compared at each of these steps (so the gradients are checked too)
 LOSS_TOLERANCE = 1e-4  # |loss - reference| <= tol * (1 + |reference|), float32
-# what each engine's losses must match: the floor with the same batchnorm variance convention
-# (biased as torch.nn.BatchNorm1d; the notebook's graphs are Bessel-corrected)
-REFERENCE_UNBIASED = {"tape-nn": False, "torch-nn": False, "numpy-floor": False}
 
 
-def verify_losses(names: Sequence[str], batch_size: int) -> dict[str, Any]:
-    """Every engine's losses over the first steps against the NumPy floor's; exits if one differs."""
-    params = initial_parameters()
-    engines, _ = build_engines(names, params)
-    batches = sample_batches(batch_size, VERIFY_STEPS)
-    references = {
-        unbiased: [float(s) for s in run_each(NumpyFloor(params, LEARNING_RATE, unbiased), batches)]
-        for unbiased in (False, True)
-    }
+def verify_losses(workload: Workload, names: Sequence[str], batch_size: int) -> dict[str, Any]:
+    """Every engine's losses over the first steps against the reference's; exits if one differs."""
+    params = workload.initial_parameters()
+    engines, _ = workload.build_engines(names, params)
+    batches = workload.sample_batches(batch_size, VERIFY_STEPS)
+    references = workload.references(params, batches)
     losses, worst = {}, 0.0
     failures = []
     for name, engine in engines.items():
         losses[name] = [float(np.asarray(loss)) for loss in run_each(engine, batches)]
-        reference = references[REFERENCE_UNBIASED.get(name, True)]
+        reference = references[workload.reference_of(name)]
         for step, (ours, theirs) in enumerate(zip(losses[name], reference)):
             error = abs(ours - theirs) / (1 + abs(theirs))
             worst = max(worst, error)
@@ -39,20 +32,22 @@ def verify_losses(names: Sequence[str], batch_size: int) -> dict[str, Any]:
                 failures.append(f"  {name} step {step}: loss {ours:.7f}, reference {theirs:.7f}")
     if failures:
         raise SystemExit(
-            f"bench: the engines disagree at batch size {batch_size} (relative tolerance "
-            f"{LOSS_TOLERANCE:g}), so their timings would not be comparable:\n" + "\n".join(failures)
+            f"bench: the {workload.name} engines disagree at batch size {batch_size} (relative "
+            f"tolerance {LOSS_TOLERANCE:g}), so their timings would not be comparable:\n"
+            + "\n".join(failures)
         )
     return {
         "batch_size": batch_size,
         "steps": VERIFY_STEPS,
         "losses": losses,
-        "reference_biased_variance": references[False],
-        "reference_unbiased_variance": references[True],
+        "references": references,
+        "reference_of": {name: workload.reference_of(name) for name in engines},
         "max_relative_error": worst,
         "tolerance": LOSS_TOLERANCE,
     }
 
 
 def run_each(engine: Engine, batches: Sequence[tuple[np.ndarray, ...]]) -> list[Any]:
-    """One step on each batch, in order; the losses."""
-    return [engine.step(engine.prepare(*b)) for b in batches]
+    """One step on each batch, in order; the losses (each converted at once: a replay may reuse
+    its loss's buffer)."""
+    return [float(np.asarray(engine.step(engine.prepare(*b)))) for b in batches]
