@@ -9,6 +9,7 @@ their Tensor methods, live beside their VJPs in ``elementwise.py``, ``reductions
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +51,9 @@ class Tensor:
     ``version`` counts in-place changes (shared with views) so backward can refuse stale values.
     """
 
-    __slots__ = ("__weakref__", "_grad", "_rg", "array", "grad_fn", "name", "version")
+    # _view_of, set on views only (never by wrap): (the tensor viewed, op, params, taken in grad
+    # mode), by which tape.inplace re-takes a view once an in-place op gave its base a new array
+    __slots__ = ("__weakref__", "_grad", "_rg", "_view_of", "array", "grad_fn", "name", "version")
     __hash__ = object.__hash__  # == is elementwise, as in torch; hash stays identity
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
@@ -436,7 +439,10 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     if RECORDING:  # tape.replay is recording a call: it keeps this op as a step
         RECORDING[-1].forward(op, arrays, params, out_array, saved, out.array)
     if op.view:
-        out.version = inputs[0].version  # a view: an in-place change to either is a change to both
+        x = inputs[0]
+        out.version = x.version  # a view: an in-place change to either is a change to both
+        if not (x._rg and x.grad_fn is None and Mode.grad):  # else x is never given a new array
+            link_view(x, out, op, params)
     if Mode.grad:
         edges = gradient_edges(inputs)
         if edges:
@@ -446,6 +452,19 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     if Mode.anomaly:
         check_finite(out.array, op, None, "its output")
     return out
+
+
+def link_view(x: Tensor, out: Tensor, op: Op, params: tuple) -> None:
+    """Note that ``out`` views ``x``, for ``tape.inplace``: an in-place op with a gradient
+    involved gives a tensor a new array, then re-takes its live views from it, as torch
+    regenerates a view's grad_fn from its base. The version list, which all views of one array
+    share, lists them (weakly) after its count; dead ones are dropped now and then."""
+    out._view_of = (x, op, params, Mode.grad)
+    views = x.version
+    views.append(weakref.ref(out))
+    n = len(views)
+    if n > 64 and not n & (n - 1):  # at each power of two: amortised O(1) per view
+        views[1:] = [view for view in views[1:] if view() is not None]
 
 
 def gradient_edges(inputs: tuple) -> tuple:
