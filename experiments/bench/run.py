@@ -3,7 +3,9 @@ measure their memory, and gather it all in one report."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +60,7 @@ def run_workload(
     results = _time_every_batch_size(workload, engines, batch_sizes, settings, log)
     if settings.rss_samples:
         log(f"{workload.name}: peak RSS, one process per engine and batch size")
-        for row in results:
-            steps = settings.rss_steps(row["batch_size"])
-            row["memory"] = measure_rss(workload, row["engine"], row["batch_size"], steps)
+        _measure_memory(workload, results, settings)
     return {
         "title": workload.title,
         "model": workload.model_config(),
@@ -70,6 +70,18 @@ def run_workload(
         "verification": verification,
         "results": results,
     }
+
+
+def _measure_memory(workload: Workload, results: list[dict[str, Any]], settings: Settings) -> None:
+    """Each row's memory, from its own process; two at a time where there are two CPUs (a process's
+    peak and growth are its own, whatever runs beside it; the timing is over by now)."""
+
+    def measure(row: dict[str, Any]) -> dict[str, Any]:
+        return measure_rss(workload, row["engine"], row["batch_size"], settings.rss_steps(row["batch_size"]))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        for row, memory in zip(results, pool.map(measure, results)):
+            row["memory"] = memory
 
 
 def _time_every_batch_size(
