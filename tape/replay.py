@@ -376,11 +376,13 @@ class Replay:
         self.warned: set[str] = set()
 
     def __call__(self, *args: Any) -> Any:
+        if tracing.RECORDING:  # inside another replayed step's recording: eagerly, so it sees every op
+            return self.fn(*args)
         key = signature(args)
         record = self.records.get(key)
         if type(record) is Program:
             return record.run(arrays_of(args))
-        if isinstance(record, str):  # not replayable: eager, as fn itself
+        if isinstance(record, str):  # not replayable: eagerly, as fn itself
             return self.fn(*args)
         program, result = self.record(args)
         if isinstance(program, str):
@@ -395,8 +397,6 @@ class Replay:
 
     def record(self, args: tuple) -> tuple[Program | str, Any]:
         """Run ``fn`` eagerly while a recorder watches: its program, or why it cannot replay."""
-        if tracing.RECORDING:
-            return "it was called while another replayed function records", self.fn(*args)
         recorder = Recorder(arrays_of(args))
         tracing.RECORDING.append(recorder)
         try:

@@ -312,3 +312,24 @@ def test_the_example_in_docs_replay_md_runs_and_replays():
     Xb, Yb = scope["Xb"], scope["Yb"]
     assert scope["step"].reason(Xb, Yb, 0.01) is None
     assert np.isfinite(scope["loss"].item()) and scope["loss"].grad_fn is None
+
+
+def test_a_replayed_function_called_inside_another_ones_recording_is_part_of_its_record():
+    W = tape.ones((3, 2), requires_grad=True)
+    inner = tape.replay(lambda x: tape.from_numpy(x) @ W)
+
+    def outer(x):
+        loss = (inner(x) * 2).sum()
+        W.grad = None
+        loss.backward()
+        return loss
+
+    x = np.ones((4, 3), np.float32)
+    for _ in range(3):
+        inner(x)  # replays on its own by now
+    replayed = tape.replay(outer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(1, 5):
+            assert replayed(k * x).item() == 48.0 * k
+            assert np.array_equal(W.grad.array, np.full((3, 2), 8.0 * k))
