@@ -220,3 +220,10 @@ def test_the_op_profile_command_prints_its_table():
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wavenet tape-nn, batch 8, 10 steps:")
     assert "| forward | batchnorm forward |" in done.stdout
+
+
+def test_a_workload_none_of_whose_engines_was_asked_for_is_left_out(tmp_path):
+    path = tmp_path / "bench.json"
+    returned = cli.main([*TINY, "--engines", "numpy-floor", "--rss-samples", "0", "--json", str(path)])
+    assert list(returned["workloads"]) == ["mlp"]
+    assert [row["engine"] for row in returned["workloads"]["mlp"]["results"]] == ["numpy-floor"]

@@ -1,5 +1,4 @@
-"""Benchmark: one training step of the makemore MLP and of makemore part 5's WaveNet, on tape,
-torch eager and hand-fused NumPy.
+"""Benchmark: a training step of the makemore MLP and WaveNet on tape, torch eager and NumPy.
 
     python -m experiments.bench                 # the full run (a few minutes)
     python -m experiments.bench --quick         # about a minute

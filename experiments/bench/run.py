@@ -41,6 +41,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> dic
     workloads = {
         name: run_workload(WORKLOADS[name], sizes, settings, log)
         for name, sizes in settings.batch_sizes.items()
+        if set(WORKLOADS[name].engine_names) & set(settings.engines)  # skip one none was asked of
     }
     return build_report(machine=machine, config=dataclasses.asdict(settings), workloads=workloads)
 

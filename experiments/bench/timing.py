@@ -49,6 +49,8 @@ def time_batch_size(
     clock: str = "wall",
 ) -> dict[str, dict[str, Any]]:
     """Interleaved rounds: each round times every engine once, in a rotating order."""
+    if not engines:  # none of those asked for can run here
+        return {}
     batches = workload.sample_batches(batch_size)  # one pool, each engine's view of it
     prepared = {name: [e.prepare(*b) for b in batches] for name, e in engines.items()}
     steps = {name: calibrate(e, prepared[name], seconds) for name, e in engines.items()}
