@@ -5,35 +5,39 @@ activations and gradients, an evaluation's chunks). glibc's malloc serves a bloc
 threshold (128 KiB at start, raised by itself up to 32 MiB) with a fresh ``mmap``, unmaps it when
 it is freed, and gives the free top of its heap back to the OS once that exceeds the trim threshold
 (twice the mmap threshold). Either way the next arrays are fresh pages: a page fault per 4 KiB
-touched, which on a VM costs several microseconds each. NumPy also asks the kernel for huge pages
-(``madvise(MADV_HUGEPAGE)``) for arrays of 4 MiB and more: a fault there clears 2 MiB and may wait
-for the kernel to compact memory, which on a busy machine made evaluating the makemore training
-split several times slower.
+touched, about 8 microseconds of CPU each on the benchmark VM (an evaluation of the makemore
+training split took 14,000 to 21,000 of them, a training step at batch 4096 about 250).
 
 What ``keep`` (the default) does, at ``import tape``:
 
 - on glibc, ``mallopt`` sets both thresholds to ``THRESHOLD`` (256 MiB): blocks up to that size come
-  from the heap and stay there when freed, for the next arrays of that size. Peak RSS does not
-  grow, but memory freed after a peak stays with the process until ``release()`` hands it back
-  (``experiments/makemore/evaluation.py`` does, after an evaluation). Other C libraries
-  (macOS, Windows, musl) are left alone.
-- NumPy's huge-page advice is turned off (``numpy._core.multiarray._set_madvise_hugepage``).
+  from the heap and stay there when freed, for the next arrays of that size. Memory freed after a
+  peak stays with the process until ``release()`` hands it back (``experiments/makemore/
+  evaluation.py`` does at the end of an evaluation), and a peak can be a few MB higher (a freed
+  block serves only requests that fit in it). Other C libraries (macOS, Windows, musl) are left
+  alone.
+- NumPy's advice to the kernel to back arrays of 4 MiB and more with huge pages
+  (``madvise(MADV_HUGEPAGE)``) is turned off. A fault there clears 2 MiB and, when free memory is
+  fragmented, waits for the kernel to compact it: on a busy VM that made evaluating the training
+  split 15.9 s instead of 3.4 s. On a calm machine the advice saves faults instead (an
+  evaluation after ``release()`` was about 7% faster with it): off is the choice without the
+  worst case.
 
 Both are the process's settings, not tape's: torch, or anything else in the same process, allocates
-through the same malloc and is affected as well (its large temporaries are kept too, which made
-its evaluation of a whole split in one batch about twice as fast on the benchmark VM); NumPy arrays
-made by any library lose the huge-page advice. ``TAPE_ALLOCATOR=system`` in the environment before
+through the same malloc and is affected as well (its large temporaries are kept too: torch's
+evaluation of the whole split in one batch took half the CPU time); NumPy arrays made by any
+library lose the huge-page advice. ``TAPE_ALLOCATOR=system`` in the environment before
 ``import tape`` leaves both as they are; ``set_allocator`` switches later (see its caveat) and
 ``allocator()`` says what is in effect.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import os
 import warnings
+from typing import Any
 
 ENV = "TAPE_ALLOCATOR"
 KEEP, SYSTEM = "keep", "system"
@@ -123,24 +127,27 @@ def configure_from_environment() -> Allocator:
 
 
 @functools.cache
-def _glibc() -> ctypes.CDLL | None:
-    """glibc, or None for any other C library (mallopt's thresholds are glibc's)."""
+def _glibc() -> Any:
+    """glibc as a ``ctypes.CDLL``, or None for any other C library (mallopt's thresholds are glibc's)."""
+    # no confstr (Windows), no such name, no ctypes in this Python, no libc.so.6: not glibc to us
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return None
+        import ctypes  # here: a Python built without ctypes still imports tape
+
         return ctypes.CDLL("libc.so.6")
-    except (AttributeError, ValueError, OSError):  # no confstr (Windows), unknown name, no such library
+    except (ImportError, AttributeError, ValueError, OSError):
         return None
 
 
-def _mallopt(libc: ctypes.CDLL, threshold: int) -> bool:
+def _mallopt(libc: Any, threshold: int) -> bool:
     # both: a block under the mmap threshold still goes back to the OS from the top of the heap
     # once the free top exceeds the trim threshold (mallopt returns 1 on success)
     trim = libc.mallopt(M_TRIM_THRESHOLD, threshold) == 1
     return libc.mallopt(M_MMAP_THRESHOLD, threshold) == 1 and trim
 
 
-def _hugepage_switch():
+def _hugepage_switch() -> Any:
     try:
         from numpy._core.multiarray import _set_madvise_hugepage  # NumPy 2
     except ImportError:
