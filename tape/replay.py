@@ -19,6 +19,7 @@ call, with one warning saying why.
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
 import warnings
@@ -47,6 +48,11 @@ class Program:
         self.constant: list[bool] = [False] * len(inputs)
         self.steps: list[tuple] = []  # (run, *fields): run(values, *fields) performs the step
         self.output: Any = ("fixed", None)  # how to build fn's return value from the slots
+
+    def compile(self) -> Program:
+        """Ready to replay: each argument's spec decided once (after two records were compared)."""
+        self.steps = [compiled(step) for step in self.steps]
+        return self
 
     def run(self, inputs: tuple[np.ndarray, ...]) -> Any:
         values = self.values
@@ -300,6 +306,40 @@ def build(spec: Any, values: list) -> Any:
     return spec[1]  # "fixed"
 
 
+def builder(spec: Any) -> Callable[[list], Any]:
+    """``build`` for one spec, decided once: what a replay calls for a step's argument."""
+    if type(spec) is int:
+        return operator.itemgetter(spec)
+    kind = spec[0]
+    if kind == "tensor":
+        slot = spec[1]
+        return lambda values: wrap(values[slot])
+    if kind == "tuple" and spec[1] is tuple and all(type(s) is int for s in spec[2]):
+        if len(spec[2]) > 1:
+            return operator.itemgetter(*spec[2])  # a tuple of those slots
+        return lambda values, parts=spec[2]: tuple([values[i] for i in parts])
+    return functools.partial(build, spec)
+
+
+def _call_compiled(values: list, fn: Callable, args: Callable, kwargs: Callable, results: Any) -> None:
+    store(results, fn(*args(values), **kwargs(values)), values)
+
+
+def _forward_compiled(values: list, forward: Callable, arguments: tuple, out: int) -> None:
+    values[out], values[out + 1] = forward(*[argument(values) for argument in arguments])
+
+
+def compiled(step: tuple) -> tuple:
+    """A step of an accepted record with its arguments' specs turned into builders."""
+    if step[0] is _call:
+        _, fn, (args, kwargs), results = step
+        return (_call_compiled, fn, builder(args), builder(kwargs), results)
+    if step[0] is _forward_built:
+        _, forward, arguments, out = step
+        return (_forward_compiled, forward, tuple(builder(a) for a in arguments), out)
+    return step
+
+
 def store(spec: Any, value: Any, values: list) -> None:
     """Put what a step returned into its result slots."""
     if type(spec) is int:
@@ -392,7 +432,7 @@ class Replay:
             self.remember(key, [program])
         else:
             why = differences(record[0], program)
-            self.remember(key, program if why is None else why)
+            self.remember(key, program.compile() if why is None else why)
         return result
 
     def record(self, args: tuple) -> tuple[Program | str, Any]:
