@@ -48,10 +48,12 @@ class Program:
         self.constant: list[bool] = [False] * len(inputs)
         self.steps: list[tuple] = []  # (run, *fields): run(values, *fields) performs the step
         self.output: Any = ("fixed", None)  # how to build fn's return value from the slots
+        self.computed: list[int] = []  # the slots a replay fills (inputs and results), emptied after it
 
     def compile(self) -> Program:
         """Ready to replay: each argument's spec decided once (after two records were compared)."""
         self.steps = [compiled(step) for step in self.steps]
+        self.computed = [i for i, constant in enumerate(self.constant) if not constant]
         return self
 
     def run(self, inputs: tuple[np.ndarray, ...]) -> Any:
@@ -59,7 +61,10 @@ class Program:
         values[: len(inputs)] = inputs
         for step in self.steps:
             step[0](values, *step[1:])
-        return build(self.output, values)
+        output = build(self.output, values)
+        for i in self.computed:  # let go of the step's arrays: the next call's reuse their memory
+            values[i] = None
+        return output
 
 
 class Recorder:
