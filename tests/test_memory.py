@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from makemore_runs import make_names
 
 import nn
 import tape
-from experiments.makemore import data, evaluation, model, wavenet
+from experiments.makemore import data, evaluation, model, report, wavenet
 from tape import memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,11 +208,18 @@ def test_evaluation_gives_the_numbers_it_gave(examples, name, chunk):
     assert evaluation.evaluate(ours, examples, chunk) == reference_evaluate(theirs, examples, chunk)
 
 
-def test_evaluation_hands_its_memory_back(examples, monkeypatch):
-    calls = []
-    monkeypatch.setattr(tape.memory, "release", lambda: calls.append(1) or True)
+def test_the_results_phase_hands_its_memory_back_once_after_the_evaluations(examples, monkeypatch, tmp_path):
+    events = []
+    monkeypatch.setattr(tape.memory, "release", lambda: events.append("release") or True)
+    evaluate = evaluation.evaluate
+
+    def counted(*args, **kwargs):
+        events.append("evaluate")
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", counted)
     m = model.build_mlp(data.vocab_size, 5, 4, 24, np.random.default_rng(0))
-    evaluation.calibrate_batchnorm(m, examples)
-    assert not calls  # the evaluation after it reuses its memory
-    evaluation.evaluate(m, examples)
-    assert len(calls) == 1
+    run = types.SimpleNamespace(model=m, step=1, seconds=1.0)
+    saver = types.SimpleNamespace(path=tmp_path / "checkpoint.npz", options={})
+    report.write_essentials(run, {"train": examples, "val": examples}, saver)
+    assert events == ["evaluate", "evaluate", "release"]  # each evaluation reuses the last one's memory

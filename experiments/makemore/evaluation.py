@@ -71,18 +71,13 @@ def _squared_deviations(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model: nn.Module, examples: data.Examples, chunk: int = CHUNK) -> float:
-    """Mean cross-entropy over all the examples in evaluation mode.
-
-    The memory of its chunks (and of a calibration before it) is handed back to the OS at the
-    end (``tape.memory.release``): tape keeps freed blocks for reuse, and what follows an
-    evaluation (sampling, plotting) would otherwise add its own memory on top of them.
-    """
+    """Mean cross-entropy over all the examples in evaluation mode. Its chunks' memory stays with
+    the process for the next evaluation: call ``tape.memory.release()`` after the last one."""
     model.eval()
     total = 0.0
     with tape.no_grad():
         for Xb, Yb in examples.chunks(chunk):
             total += nn.cross_entropy(model(Xb), Yb).item() * Xb.shape[0]
-    tape.memory.release()
     return total / len(examples)
 
 

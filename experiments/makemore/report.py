@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import nn
+import tape
 from experiments.makemore import evaluation
 from experiments.makemore.checkpoint import Run, Saver
 from experiments.makemore.data import Examples
@@ -163,9 +164,13 @@ def write_essentials(run: Run, splits: Mapping[str, Examples], saver: Saver) -> 
     """model.npz and metrics.json, after batchnorm's calibration; the metrics."""
     model, out = run.model, saver.path.parent
     evaluation.calibrate_batchnorm(model, splits["train"])
+    losses = {name: evaluation.evaluate(model, examples) for name, examples in splits.items()}
+    # the evaluations reused each other's freed blocks (tape.memory keeps them); what follows
+    # (sampling, drawing) would not, and would add its memory on top of them
+    tape.memory.release()
     metrics = {
         "steps": run.step,
-        **{name: evaluation.evaluate(model, examples) for name, examples in splits.items()},
+        **losses,
         "seconds": run.seconds,
         "steps_per_second": run.step / run.seconds if run.seconds else None,
         "parameters": sum(p.numel() for p in model.parameters()),
