@@ -147,7 +147,27 @@ class TapeDecomposed:
         return loss.array
 
 
-class TorchNN:
+class TorchTraining:
+    """A torch.nn ``model`` stepped with F.cross_entropy and its ``optimizer``: idiomatic torch eager.
+    Subclasses build ``torch``, ``model`` and ``optimizer``."""
+
+    torch: Any
+    model: Any
+    optimizer: Any
+
+    def prepare(self, Xb: np.ndarray, Yb: np.ndarray) -> Any:
+        return self.torch.from_numpy(Xb), self.torch.from_numpy(Yb)
+
+    def step(self, batch: Any) -> Any:
+        Xb, Yb = batch
+        loss = self.torch.nn.functional.cross_entropy(self.model(Xb), Yb)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class TorchNN(TorchTraining):
     """torch.nn modules, F.cross_entropy and torch.optim.SGD: idiomatic torch eager.
 
     The layers are ``build_mlp``'s in torch.nn (torch cannot build from nn's); the losses
@@ -172,17 +192,6 @@ class TorchNN:
                 value = values[name].T if name in transposed else values[name]
                 p.copy_(torch.from_numpy(np.ascontiguousarray(value)))
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
-
-    def prepare(self, Xb: np.ndarray, Yb: np.ndarray) -> Any:
-        return self.torch.from_numpy(Xb), self.torch.from_numpy(Yb)
-
-    def step(self, batch: Any) -> Any:
-        Xb, Yb = batch
-        loss = self.torch.nn.functional.cross_entropy(self.model(Xb), Yb)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
 
 
 class TorchDecomposed:

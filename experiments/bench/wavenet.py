@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from experiments.bench.engines import EngineSpec, Replayed, TapeModel, load_torch, require_replay
+from experiments.bench.engines import (
+    EngineSpec,
+    Replayed,
+    TapeModel,
+    TorchTraining,
+    load_torch,
+    require_replay,
+)
 
 VOCAB_SIZE, N_EMBD, BLOCK_SIZE, N_HIDDEN = 27, 24, 8, 128  # the experiment's defaults
 LEARNING_RATE = 0.1
@@ -82,7 +89,7 @@ def tape_replay(params: dict[str, np.ndarray], lr: float) -> Replayed:
     return Replayed(TapeWaveNet(params, lr))
 
 
-class TorchNNWaveNet:
+class TorchNNWaveNet(TorchTraining):
     """torch-nn: the architecture from torch.nn modules, torch.optim.SGD."""
 
     def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
@@ -91,17 +98,6 @@ class TorchNNWaveNet:
 
         self.model = torch_wavenet.torch_nn_model(params)
         self.optimizer = self.torch.optim.SGD(self.model.parameters(), lr=lr)
-
-    def prepare(self, Xb: np.ndarray, Yb: np.ndarray) -> Any:
-        return self.torch.from_numpy(Xb), self.torch.from_numpy(Yb)
-
-    def step(self, batch: Any) -> Any:
-        Xb, Yb = batch
-        loss = self.torch.nn.functional.cross_entropy(self.model(Xb), Yb)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
 
 
 class TorchEagerWaveNet:
