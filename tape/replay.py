@@ -82,6 +82,11 @@ class Recorder:
         self.thread = threading.get_ident()
         self.refused: str | None = None
         self.leaves: list[tuple] = []  # (leaf, its gradient's slot, its .grad array's slot) of the last sweep
+        # (array, a copy of its bytes) for each input and constant array: a change to one that no
+        # recorded step made (NumPy on an input, ``p.array -= ...``) is one a replay would not make
+        self.tracked: list[tuple[np.ndarray, bytes]] = []
+        for a in inputs:
+            self.track(a)
 
     def refuse(self, why: str) -> None:
         self.refused = self.refused or why
@@ -98,6 +103,8 @@ class Recorder:
         return len(self.program.values) - 1
 
     def constant(self, value: Any) -> int:
+        if type(value) is np.ndarray:
+            self.track(value)
         self.program.values.append(value)
         self.program.constant.append(True)
         self.alive.append(value)
@@ -128,6 +135,23 @@ class Recorder:
             return ("tuple", type(value), tuple(self.results(v) for v in value))
         return ("fixed", value)  # None, a number: nothing to keep
 
+    # ------------------------------------------------------------ changes made outside the record
+    def track(self, array: np.ndarray) -> None:
+        self.tracked.append((array, array.tobytes()))
+
+    def check_unchanged(self) -> None:
+        """Refuse if an input or constant array changed since the last recorded step that may
+        change one: a change made in NumPy, which a replay would not repeat."""
+        if any(a.tobytes() != before for a, before in self.tracked):
+            self.refuse(
+                "it changes an array in place outside tape's ops (NumPy on an input or on a "
+                "parameter's .array), which a replay would not repeat; use tape's in-place ops"
+            )
+
+    def changes_recorded(self) -> None:
+        """A recorded step (a write, a ``replayable`` call) may have changed tracked arrays."""
+        self.tracked = [(a, a.tobytes()) for a, _ in self.tracked]
+
     def watching(self) -> bool:
         return threading.get_ident() == self.thread  # another thread's ops are not this call's
 
@@ -154,6 +178,9 @@ class Recorder:
         """A ``replayable`` step: run whole (its ops unrecorded), kept as one call."""
         if not self.watching():
             return fn(*args, **kwargs)
+        self.check_unchanged()
+        if self.refused is not None:
+            return fn(*args, **kwargs)
         spec = (self.spec(args), self.spec(kwargs))
         tracing.RECORDING.remove(self)
         try:
@@ -162,17 +189,20 @@ class Recorder:
             if self.refused is None:
                 tracing.RECORDING.append(self)
         self.program.steps.append((_call, fn, spec, self.results(result)))
+        self.changes_recorded()
         return result
 
     def write(self, tensor: Tensor, values: np.ndarray) -> None:
         if self.watching():
             self.program.steps.append((_write, self.spec(tensor.array), self.spec(values)))
+            self.changes_recorded()
 
     def setitem(self, tensor: Tensor, steps: tuple, values: Any) -> None:
         if self.watching():
             self.program.steps.append(
                 (_setitem, self.spec(tensor.array), self.spec(steps), self.spec(values))
             )
+            self.changes_recorded()
 
     def read(self, tensor: Tensor) -> None:
         if self.watching() and id(tensor.array) in self.slot_of:
@@ -420,16 +450,21 @@ class Replay:
         self.records: dict[tuple, Any] = {}  # signature -> [first Program] | Program | reason (str)
         self.warned: set[str] = set()
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if tracing.RECORDING:  # inside another replayed step's recording: eagerly, so it sees every op
-            return self.fn(*args)
-        key = signature(args)
-        record = self.records.get(key)
+            return self.fn(*args, **kwargs)
+        flat = (*args, *kwargs.values()) if kwargs else args
+        key = signature(flat, tuple(kwargs) if kwargs else ())
+        try:
+            record = self.records.get(key)
+        except TypeError:  # an unhashable argument (a list, a dict, a tuple of arrays): no record is kept
+            self.remember(None, "an argument is not hashable (a list, a dict, ...): pass arrays and numbers")
+            return self.fn(*args, **kwargs)
         if type(record) is Program:
-            return record.run(arrays_of(args))
+            return record.run(arrays_of(flat))
         if isinstance(record, str):  # not replayable: eagerly, as fn itself
-            return self.fn(*args)
-        program, result = self.record(args)
+            return self.fn(*args, **kwargs)
+        program, result = self.record(args, kwargs)
         if isinstance(program, str):
             self.remember(key, program)
             return result
@@ -440,15 +475,18 @@ class Replay:
             self.remember(key, program.compile() if why is None else why)
         return result
 
-    def record(self, args: tuple) -> tuple[Program | str, Any]:
+    def record(self, args: tuple, kwargs: dict | None = None) -> tuple[Program | str, Any]:
         """Run ``fn`` eagerly while a recorder watches: its program, or why it cannot replay."""
-        recorder = Recorder(arrays_of(args))
+        kwargs = kwargs or {}
+        recorder = Recorder(arrays_of((*args, *kwargs.values())))
         tracing.RECORDING.append(recorder)
         try:
-            result = self.fn(*args)
+            result = self.fn(*args, **kwargs)
         finally:
             if recorder in tracing.RECORDING:
                 tracing.RECORDING.remove(recorder)
+        if recorder.refused is None:
+            recorder.check_unchanged()
         if recorder.refused is not None:
             return recorder.refused, result
         recorder.program.output = recorder.spec(result)
@@ -460,13 +498,19 @@ class Replay:
             warnings.warn(
                 f"tape.replay({getattr(self.fn, '__name__', 'fn')}): runs eagerly: {record}", stacklevel=3
             )
+        if key is None:
+            return
         if len(self.records) >= CACHE_SIZE and key not in self.records:
             self.records.pop(next(iter(self.records)))
         self.records[key] = record
 
-    def reason(self, *args: Any) -> str | None:
+    def reason(self, *args: Any, **kwargs: Any) -> str | None:
         """Why calls with these inputs run eagerly (None: they replay, or are still recording)."""
-        record = self.records.get(signature(args))
+        key = signature((*args, *kwargs.values()), tuple(kwargs))
+        try:
+            record = self.records.get(key)
+        except TypeError:
+            return "an argument is not hashable (a list, a dict, ...): pass arrays and numbers"
         return record if isinstance(record, str) else None
 
     def clear(self) -> None:
@@ -484,10 +528,36 @@ def arrays_of(args: tuple) -> tuple:
     return tuple(a for a in args if isinstance(a, np.ndarray))
 
 
-def signature(args: tuple) -> tuple:
-    """What a record is kept for: each array's shape and dtype, every other argument's value,
-    and whether grad mode is on."""
-    return (
-        Mode.grad,
-        *((a.shape, a.dtype.str) if isinstance(a, np.ndarray) else (type(a), a) for a in args),
-    )
+class Same:
+    """A key part equal only to the very same object (kept alive, so its id is not reused)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Same) and other.value is self.value
+
+
+def signature(args: tuple, names: tuple = ()) -> tuple:
+    """What a record is kept for: each array's shape and dtype (and a 0-d array's value, which
+    ``fn`` may keep as a number, a learning rate), which arrays are the very same one, a
+    tensor's identity and its array's, every other argument's value, the keyword arguments'
+    names, and whether grad mode is on."""
+    key = [Mode.grad, names]
+    ids = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            key.append((a.shape, a.dtype.str, a.item()) if a.ndim == 0 else (a.shape, a.dtype.str))
+            ids.append(id(a))
+        elif isinstance(a, Tensor):  # its array is a constant of the record: a new one records again
+            key.append((Tensor, a, Same(a.array)))
+        else:
+            key.append((type(a), a))
+    if len(set(ids)) < len(ids):  # one array passed twice: a record reads it from one slot
+        key.append(tuple(ids.index(i) for i in ids))
+    return tuple(key)

@@ -333,3 +333,135 @@ def test_a_replayed_function_called_inside_another_ones_recording_is_part_of_its
         for k in range(1, 5):
             assert replayed(k * x).item() == 48.0 * k
             assert np.array_equal(W.grad.array, np.full((3, 2), 8.0 * k))
+
+
+def linear_step(seed: int = 0, lr: float = 0.1):
+    """A Linear layer's SGD step on (X, Y) float inputs: the model, and the step."""
+    model = nn.Linear(4, 3)
+    model.weight.data = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
+    optimizer = nn.SGD(model.parameters(), lr=lr)
+
+    def step(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+        loss = ((model(tape.tensor(X)) - tape.tensor(Y)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, step
+
+
+def floats(*shape: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_one_array_passed_for_two_arguments_while_recording_does_not_replay_two_different_arrays():
+    (eager_model, eager), (replayed_model, step) = linear_step(), linear_step()
+    replayed = tape.replay(step)
+    for model in (eager_model, replayed_model):  # 3 in, 3 out: X and Y of one shape
+        model.weight.data = model.weight.array[:3].copy()
+    same = floats(2, 3, seed=9)
+    calls = [(same, same)] * 2  # recorded with Y the very array X is
+    calls += [(floats(2, 3, seed=s), floats(2, 3, seed=s + 100)) for s in range(4)]
+    for A, B in calls:
+        assert eager(A, B).item() == replayed(A, B).item()
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_keyword_arguments_are_passed_to_fn_and_replayed():
+    model, step = linear_step()
+    eager_model, eager = linear_step()
+    replayed = tape.replay(lambda X, Y, scale=1.0: step(X, Y) * scale)
+    for s in range(5):
+        X, Y = floats(2, 4, seed=s), floats(2, 3, seed=s + 50)
+        assert (eager(X, Y) * 2.0).item() == replayed(X, Y, scale=2.0).item()
+    assert replayed.reason(X, Y, scale=2.0) is None
+    assert np.array_equal(eager_model.weight.array, model.weight.array)
+
+
+def test_an_unhashable_argument_runs_eagerly_with_a_warning_instead_of_a_type_error():
+    model = nn.Linear(4, 3)
+    replayed = tape.replay(lambda Xs: sum(model(tape.tensor(X)).sum() for X in Xs))
+    X = floats(2, 4, seed=1)
+    with pytest.warns(UserWarning, match="not hashable"):
+        out = replayed([X, X])
+    assert out.item() == (2 * model(tape.tensor(X)).sum()).item()
+    assert "not hashable" in replayed.reason([X, X])
+
+
+def test_an_input_changed_in_place_with_numpy_inside_the_step_runs_eagerly_with_a_warning():
+    eager_model, eager_step = linear_step()
+    replayed_model, replayed_step = linear_step()
+
+    def doubling(step):
+        def doubled(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+            X *= 2  # NumPy, outside tape: a replay would not do it
+            return step(X, Y)
+
+        return doubled
+
+    eager, replayed = doubling(eager_step), tape.replay(doubling(replayed_step))
+    with pytest.warns(UserWarning, match="changes an array in place outside tape"):
+        for s in range(5):
+            X, Y = floats(2, 4, seed=s), floats(2, 3, seed=s + 50)
+            assert eager(X.copy(), Y).item() == replayed(X.copy(), Y).item()
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_a_parameter_updated_with_numpy_inside_the_step_runs_eagerly_with_a_warning():
+    def build():
+        model = nn.Linear(4, 3)
+        model.load_state_dict(reference.state_dict())
+
+        def step(X: np.ndarray) -> tape.Tensor:
+            loss = (model(tape.tensor(X)) ** 2).mean()
+            for p in model.parameters():
+                p.grad = None
+            loss.backward()
+            for p in model.parameters():
+                p.array -= 0.1 * p.grad.array  # NumPy on the parameter's memory, not a tape op
+            return loss
+
+        return model, step
+
+    reference = nn.Linear(4, 3)
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    with pytest.warns(UserWarning, match="changes an array in place outside tape"):
+        for s in range(5):
+            X = floats(2, 4, seed=s)
+            assert eager(X).item() == replayed(X).item()
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_a_0d_array_argument_kept_by_fn_as_the_learning_rate_records_again_for_each_value():
+    def build():
+        model, _ = linear_step()
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def step(X: np.ndarray, lr: np.ndarray) -> tape.Tensor:
+            loss = (model(tape.tensor(X)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.lr = lr  # the 0-d array itself, kept in Python: a replay does not set it
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    for s in range(6):
+        X, lr = floats(2, 4, seed=s), np.array(0.1 / (s + 1))
+        assert eager(X, lr).item() == replayed(X, lr).item()
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_a_tensor_argument_given_a_new_array_between_calls_records_again():
+    model = nn.Linear(4, 3)
+    replayed = tape.replay(lambda x: model(x).sum())
+    x = tape.tensor(floats(2, 4, seed=0))
+    for s in range(5):
+        if s >= 3:
+            x.data = floats(2, 4, seed=s)  # a new array: the record's constant is the old one
+        assert replayed(x).item() == model(x).sum().item()
