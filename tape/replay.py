@@ -96,6 +96,8 @@ class Recorder:
     # ------------------------------------------------------------ slots
     def result(self, value: Any) -> int:
         """A new slot for a value a step computes."""
+        if type(value) is np.ndarray:  # NumPy may change it in place too (``h.numpy()[...] = 0``)
+            self.track(value)
         self.program.values.append(None)
         self.program.constant.append(False)
         self.alive.append(value)
@@ -144,8 +146,9 @@ class Recorder:
         change one: a change made in NumPy, which a replay would not repeat."""
         if any(a.tobytes() != before for a, before in self.tracked):
             self.refuse(
-                "it changes an array in place outside tape's ops (NumPy on an input or on a "
-                "parameter's .array), which a replay would not repeat; use tape's in-place ops"
+                "it changes an array in place outside tape's ops (NumPy on an input, a "
+                "parameter's or a gradient's .array, a tensor's .numpy()), which a replay would not "
+                "repeat; use tape's in-place ops"
             )
 
     def changes_recorded(self) -> None:
@@ -159,6 +162,11 @@ class Recorder:
     def forward(self, op: Op, arrays: Any, params: tuple, out: Any, saved: tuple, kept: np.ndarray) -> None:
         if not self.watching():
             return
+        if op.name == "gather" and any(masks(p) for p in params):
+            return self.refuse(
+                "it indexes with a boolean mask (x[mask]): the result's shape depends on the mask's "
+                "values, which a record cannot follow; use tape.where, or multiply by the mask"
+            )
         arguments = tuple(self.spec(a) for a in (*arrays, *params))
         out_slot = self.result(out)
         self.saved_slot[id(saved)] = self.result(saved)
@@ -247,6 +255,14 @@ class Recorder:
             for leaf, _, grad in self.leaves:
                 self.slot_of[id(leaf.grad.array)] = grad
                 self.alive.append(leaf.grad.array)
+                self.track(leaf.grad.array)
+
+
+def masks(index: Any) -> bool:
+    """Whether an index holds a boolean array (with a dim: a 0-d one only adds one)."""
+    if type(index) is tuple:
+        return any(masks(part) for part in index)
+    return isinstance(index, np.ndarray) and index.dtype == np.bool_ and index.ndim > 0
 
 
 class Fit:

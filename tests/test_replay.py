@@ -465,3 +465,64 @@ def test_a_tensor_argument_given_a_new_array_between_calls_records_again():
         if s >= 3:
             x.data = floats(2, 4, seed=s)  # a new array: the record's constant is the old one
         assert replayed(x).item() == model(x).sum().item()
+
+
+def test_a_computed_array_or_a_gradient_changed_with_numpy_inside_the_step_runs_eagerly_with_a_warning():
+    def build(change):
+        model, _ = linear_step()
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def step(X: np.ndarray) -> tape.Tensor:
+            h = model(tape.tensor(X))
+            change(h, model)
+            loss = (h**2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            change(None, model)
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    def relu_in_numpy(h, model):
+        if h is not None:
+            h.numpy()[h.numpy() < 0] = 0
+
+    def halve_gradients_in_numpy(h, model):
+        if h is None:
+            for p in model.parameters():
+                p.grad.numpy()[...] *= 0.5
+
+    for change in (relu_in_numpy, halve_gradients_in_numpy):
+        (eager_model, eager), (replayed_model, step) = build(change), build(change)
+        replayed = tape.replay(step)
+        with pytest.warns(UserWarning, match="changes an array in place outside tape"):
+            for s in range(5):
+                X = floats(2, 4, seed=s)
+                assert eager(X).item() == replayed(X).item()
+        assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_a_boolean_mask_index_runs_eagerly_even_when_the_first_two_masks_select_as_many():
+    def build():
+        model, _ = linear_step()
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def step(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+            per_row = (model(tape.tensor(X)) ** 2).sum(1)
+            loss = per_row[tape.tensor(Y) != 0].mean()  # the rows that are not padding
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    masks = [[1, 1, 0, 1], [0, 1, 1, 1], [1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 0, 0]]
+    with pytest.warns(UserWarning, match="boolean mask"):
+        for s, Y in enumerate(masks):
+            X = floats(4, 4, seed=s)
+            assert eager(X, np.array(Y)).item() == replayed(X, np.array(Y)).item()
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
