@@ -59,12 +59,21 @@ class Program:
     def run(self, inputs: tuple[np.ndarray, ...]) -> Any:
         values = self.values
         values[: len(inputs)] = inputs
-        for step in self.steps:
-            step[0](values, *step[1:])
-        output = build(self.output, values)
-        for i in self.computed:  # let go of the step's arrays: the next call's reuse their memory
-            values[i] = None
-        return output
+        step: tuple = ()
+        try:
+            for step in self.steps:
+                step[0](values, *step[1:])
+            return build(self.output, values)
+        except Exception as error:  # NumPy's message, without tape's checks around the op: say where
+            error.add_note(
+                f"raised by tape.replay, replaying the recorded step {describe(step)!r}: a replay runs "
+                "the recorded ops without tape's checks around them; the function itself, called "
+                "eagerly, says more"
+            )
+            raise
+        finally:
+            for i in self.computed:  # let go of the step's arrays: the next call's reuse their memory
+                values[i] = None
 
 
 class Recorder:

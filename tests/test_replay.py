@@ -526,3 +526,27 @@ def test_a_boolean_mask_index_runs_eagerly_even_when_the_first_two_masks_select_
             X = floats(4, 4, seed=s)
             assert eager(X, np.array(Y)).item() == replayed(X, np.array(Y)).item()
     assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
+
+
+def test_an_error_raised_while_replaying_says_which_recorded_step_raised_and_the_next_call_replays():
+    table = nn.Embedding(10, 4)
+    optimizer = nn.SGD(table.parameters(), lr=0.1)
+
+    def step(X: np.ndarray) -> tape.Tensor:
+        loss = (table(X) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    replayed = tape.replay(step)
+    for _ in range(3):
+        replayed(np.arange(6).reshape(3, 2))
+    with pytest.raises(IndexError) as raised:
+        replayed(np.array([[1, 2], [3, 11], [0, 0]]))  # 11: past the table's end
+    assert "tape.replay" in "".join(getattr(raised.value, "__notes__", []))
+    assert "gather" in "".join(raised.value.__notes__)
+    assert replayed.reason(np.arange(6).reshape(3, 2)) is None
+    before = table.weight.array.copy()
+    replayed(np.arange(6).reshape(3, 2))
+    assert not np.array_equal(before, table.weight.array)
