@@ -49,6 +49,17 @@ class Program:
         self.steps: list[tuple] = []  # (run, *fields): run(values, *fields) performs the step
         self.output: Any = ("fixed", None)  # how to build fn's return value from the slots
         self.computed: list[int] = []  # the slots a replay fills (inputs and results), emptied after it
+        # (tensor, its array, whether it required grad) for each leaf tensor of the graph whose
+        # array is a constant: a parameter given a new array (``p.data = ...``) or frozen since
+        # makes the record stale
+        self.guards: tuple[tuple[Tensor, np.ndarray, bool], ...] = ()
+
+    def current(self) -> bool:
+        """Whether the leaves it was recorded with still hold the same arrays and flags."""
+        for tensor, array, requires_grad in self.guards:
+            if tensor.array is not array or tensor._rg is not requires_grad:
+                return False
+        return True
 
     def compile(self) -> Program:
         """Ready to replay: each argument's spec decided once (after two records were compared)."""
@@ -91,6 +102,7 @@ class Recorder:
         self.thread = threading.get_ident()
         self.refused: str | None = None
         self.leaves: list[tuple] = []  # (leaf, its gradient's slot, its .grad array's slot) of the last sweep
+        self.guards: dict[int, tuple[Tensor, np.ndarray, bool]] = {}  # see Program.guards
         # (array, a copy of its bytes) for each input and constant array: a change to one that no
         # recorded step made (NumPy on an input, ``p.array -= ...``) is one a replay would not make
         self.tracked: list[tuple[np.ndarray, bytes]] = []
@@ -240,6 +252,10 @@ class Recorder:
             return self.refuse("it keeps a non-leaf gradient (retain_grad)")
         if any(id(e.saved) not in self.saved_slot for e in entries):
             return self.refuse("its graph holds entries recorded before the call")
+        for entry in entries:
+            for x in entry.inputs:
+                if isinstance(x, Tensor) and x.grad_fn is None and id(x.array) not in self.slot_of:
+                    self.guards[id(x)] = (x, x.array, x._rg)
         steps, root_gradient = self.program.steps, self.constant(gradient)
         grad_slot, leaves = {root.grad_fn: root_gradient}, []
         for entry in reversed(entries):
@@ -486,7 +502,10 @@ class Replay:
             self.remember(None, "an argument is not hashable (a list, a dict, ...): pass arrays and numbers")
             return self.fn(*args, **kwargs)
         if type(record) is Program:
-            return record.run(arrays_of(flat))
+            if record.current():
+                return record.run(arrays_of(flat))
+            del self.records[key]  # a parameter given a new array, or frozen: record again
+            record = None
         if isinstance(record, str):  # not replayable: eagerly, as fn itself
             return self.fn(*args, **kwargs)
         program, result = self.record(args, kwargs)
@@ -515,6 +534,7 @@ class Replay:
         if recorder.refused is not None:
             return recorder.refused, result
         recorder.program.output = recorder.spec(result)
+        recorder.program.guards = tuple(recorder.guards.values())
         return recorder.program, result
 
     def remember(self, key: tuple, record: Any) -> None:

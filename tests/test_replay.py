@@ -550,3 +550,36 @@ def test_an_error_raised_while_replaying_says_which_recorded_step_raised_and_the
     before = table.weight.array.copy()
     replayed(np.arange(6).reshape(3, 2))
     assert not np.array_equal(before, table.weight.array)
+
+
+@pytest.mark.parametrize("change", ["new array", "frozen"])
+def test_a_parameter_given_a_new_array_or_frozen_between_calls_records_again(change):
+    def build():
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+        model.load_state_dict(reference.state_dict())
+        optimizer = nn.Adam(model.parameters(), lr=0.01)
+
+        def step(X: np.ndarray) -> tape.Tensor:
+            loss = (model(tape.tensor(X)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    reference = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    for s in range(8):
+        if s == 4:
+            for model in (eager_model, replayed_model):
+                for p in model[2].parameters():
+                    if change == "new array":
+                        p.data = np.zeros_like(p.array)  # a re-initialised layer
+                    else:
+                        p.requires_grad_(False)  # fine-tuning the rest
+        X = floats(5, 4, seed=s)
+        assert eager(X).item() == replayed(X).item(), f"call {s}"
+    for p, q in zip(eager_model.parameters(), replayed_model.parameters()):
+        assert np.array_equal(p.array, q.array)
