@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -176,6 +177,13 @@ class Recorder:
         """A recorded step (a write, a ``replayable`` call) may have changed tracked arrays."""
         self.tracked = [(a, a.tobytes()) for a, _ in self.tracked]
 
+    def guard(self, inputs: Any) -> None:
+        """Keep each leaf tensor among an op's inputs whose array is a constant (a parameter):
+        the record is stale once it holds another array, or requires grad or not anew."""
+        for x in inputs:
+            if isinstance(x, Tensor) and x.grad_fn is None and id(x.array) not in self.slot_of:
+                self.guards[id(x)] = (x, x.array, x._rg)
+
     def watching(self) -> bool:
         return threading.get_ident() == self.thread  # another thread's ops are not this call's
 
@@ -188,6 +196,7 @@ class Recorder:
                 "it indexes with a boolean mask (x[mask]): the result's shape depends on the mask's "
                 "values, which a record cannot follow; use tape.where, or multiply by the mask"
             )
+        self.guard(sys._getframe(1).f_locals.get("inputs", ()))  # tensor.run's: the op's tensors
         arguments = tuple(self.spec(a) for a in (*arrays, *params))
         out_slot = self.result(out)
         self.saved_slot[id(saved)] = self.result(saved)
@@ -253,9 +262,7 @@ class Recorder:
         if any(id(e.saved) not in self.saved_slot for e in entries):
             return self.refuse("its graph holds entries recorded before the call")
         for entry in entries:
-            for x in entry.inputs:
-                if isinstance(x, Tensor) and x.grad_fn is None and id(x.array) not in self.slot_of:
-                    self.guards[id(x)] = (x, x.array, x._rg)
+            self.guard(entry.inputs)
         steps, root_gradient = self.program.steps, self.constant(gradient)
         grad_slot, leaves = {root.grad_fn: root_gradient}, []
         for entry in reversed(entries):

@@ -552,8 +552,8 @@ def test_an_error_raised_while_replaying_says_which_recorded_step_raised_and_the
     assert not np.array_equal(before, table.weight.array)
 
 
-@pytest.mark.parametrize("change", ["new array", "frozen"])
-def test_a_parameter_given_a_new_array_or_frozen_between_calls_records_again(change):
+@pytest.mark.parametrize("change", ["new array", "frozen", "unfrozen"])
+def test_a_parameter_given_a_new_array_frozen_or_unfrozen_between_calls_records_again(change):
     def build():
         model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
         model.load_state_dict(reference.state_dict())
@@ -571,14 +571,18 @@ def test_a_parameter_given_a_new_array_or_frozen_between_calls_records_again(cha
     reference = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
     (eager_model, eager), (replayed_model, step) = build(), build()
     replayed = tape.replay(step)
+    if change == "unfrozen":  # the first layer is frozen while recording: no tape entry reads it
+        for model in (eager_model, replayed_model):
+            for p in model[0].parameters():
+                p.requires_grad_(False)
     for s in range(8):
         if s == 4:
             for model in (eager_model, replayed_model):
-                for p in model[2].parameters():
+                for p in model[0 if change == "unfrozen" else 2].parameters():
                     if change == "new array":
                         p.data = np.zeros_like(p.array)  # a re-initialised layer
                     else:
-                        p.requires_grad_(False)  # fine-tuning the rest
+                        p.requires_grad_(change == "unfrozen")  # fine-tuning a part
         X = floats(5, 4, seed=s)
         assert eager(X).item() == replayed(X).item(), f"call {s}"
     for p, q in zip(eager_model.parameters(), replayed_model.parameters()):
