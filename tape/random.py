@@ -79,6 +79,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tape.tracing import replayable
+
 __all__ = [
     "Generator",
     "GeneratorState",
@@ -129,6 +131,7 @@ class Generator:
 
     # ------------------------------------------------------------------ seeding and state
 
+    @replayable  # seeding inside a replayed step seeds on every replay
     def manual_seed(self, seed: int) -> Generator:
         """Seed like ``torch.Generator.manual_seed``: integers in [-2**63, 2**64), negatives
         taken modulo 2**64. Only the low 32 bits key the twister. Returns self."""
@@ -154,6 +157,7 @@ class Generator:
         key = np.asarray(state["key"], dtype="<u4").tobytes()
         return GeneratorState(key, int(state["pos"]), self._initial_seed, self._normal_cache)
 
+    @replayable
     def set_state(self, state: GeneratorState) -> Generator:
         if not isinstance(state, GeneratorState):
             raise TypeError(

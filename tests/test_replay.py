@@ -587,3 +587,29 @@ def test_a_parameter_given_a_new_array_frozen_or_unfrozen_between_calls_records_
         assert eager(X).item() == replayed(X).item(), f"call {s}"
     for p, q in zip(eager_model.parameters(), replayed_model.parameters()):
         assert np.array_equal(p.array, q.array)
+
+
+def test_tape_manual_seed_inside_the_step_seeds_again_on_every_replay():
+    def build():
+        tape.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3))
+        model.load_state_dict(reference.state_dict())
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def step(X: np.ndarray, seed: int) -> tape.Tensor:
+            tape.manual_seed(seed)  # the same dropout masks on every call
+            loss = (model(tape.tensor(X)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    reference = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3))
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    for s in range(6):
+        X = floats(5, 4, seed=s)
+        assert eager(X, 7).item() == replayed(X, 7).item(), f"call {s}"
+    assert np.array_equal(eager_model[0].weight.array, replayed_model[0].weight.array)
