@@ -451,6 +451,12 @@ def differences(first: Program, second: Program) -> str | None:
                 f"a value it passes to an op changed between its first two calls ({describe_value(b)}): "
                 "computed in Python from the inputs, or drawn at random, outside tape's ops"
             )
+        if first.constant[i] and a is not b and type(a) is np.ndarray and a.size > 1:
+            return (
+                f"an op reads an array computed in NumPy during the call ({describe_value(b)}): equal in "
+                "its first two calls, but it may follow state that changes later (running statistics, "
+                "parameters), and a replay would keep its first value; make it with tape's ops"
+            )
     return None
 
 

@@ -238,7 +238,9 @@ def test_random_numbers_drawn_inside_the_step_are_drawn_anew_on_every_replay():
     assert len(set(eager_values)) == 6
 
 
-def test_evaluation_under_no_grad_with_argmax_replays():
+def test_evaluation_under_no_grad_with_argmax_gives_the_eager_results():
+    # the eval BatchNorm's scale is computed in NumPy from the running variance: it runs eagerly
+    # (see test_an_evaluation_replayed_between_training_steps_follows_the_running_statistics)
     model = mlp().eval()
 
     def evaluate(Xb, Yb):
@@ -247,10 +249,11 @@ def test_evaluation_under_no_grad_with_argmax_replays():
             return nn.cross_entropy(logits, Yb), logits.argmax(1)
 
     replayed = tape.replay(evaluate)
-    for Xb, Yb in batches(6, 64):
-        (loss, predicted), (loss_again, predicted_again) = evaluate(Xb, Yb), replayed(Xb, Yb)
-        assert loss.item() == loss_again.item()
-        assert np.array_equal(predicted.array, predicted_again.array)
+    with pytest.warns(UserWarning, match="computed in NumPy during the call"):
+        for Xb, Yb in batches(6, 64):
+            (loss, predicted), (loss_again, predicted_again) = evaluate(Xb, Yb), replayed(Xb, Yb)
+            assert loss.item() == loss_again.item()
+            assert np.array_equal(predicted.array, predicted_again.array)
 
 
 def test_python_control_flow_on_a_tensors_value_runs_eagerly_with_a_warning():
@@ -613,3 +616,39 @@ def test_tape_manual_seed_inside_the_step_seeds_again_on_every_replay():
         X = floats(5, 4, seed=s)
         assert eager(X, 7).item() == replayed(X, 7).item(), f"call {s}"
     assert np.array_equal(eager_model[0].weight.array, replayed_model[0].weight.array)
+
+
+def test_an_evaluation_replayed_between_training_steps_follows_the_running_statistics():
+    def build():
+        model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+        model.load_state_dict(reference.state_dict())
+        optimizer = nn.SGD(model.parameters(), lr=0.1)
+
+        def train(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+            loss = nn.cross_entropy(model(tape.tensor(X)), Y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        def evaluate(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+            model.eval()
+            with tape.no_grad():
+                loss = nn.cross_entropy(model(tape.tensor(X)), Y)
+            model.train()
+            return loss
+
+        return train, evaluate
+
+    reference = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    (train, evaluate), (train_replayed, evaluate_replayed) = build(), build()
+    train_replayed, evaluate_replayed = tape.replay(train_replayed), tape.replay(evaluate_replayed)
+    Xv, Yv = floats(7, 4, seed=99), np.arange(7) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the evaluation runs eagerly, and says so
+        for epoch in range(3):
+            for s in range(4):
+                X, Y = floats(5, 4, seed=10 * epoch + s), np.arange(5) % 3
+                assert train(X, Y).item() == train_replayed(X, Y).item()
+            for _ in range(3):  # recorded twice, then replayed: with this epoch's running statistics
+                assert evaluate(Xv, Yv).item() == evaluate_replayed(Xv, Yv).item(), f"epoch {epoch}"
