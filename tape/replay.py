@@ -23,6 +23,7 @@ import functools
 import operator
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -451,7 +452,7 @@ def differences(first: Program, second: Program) -> str | None:
                 f"a value it passes to an op changed between its first two calls ({describe_value(b)}): "
                 "computed in Python from the inputs, or drawn at random, outside tape's ops"
             )
-        if first.constant[i] and a is not b and type(a) is np.ndarray and a.size > 1:
+        if first.constant[i] and a is not b and type(a) is np.ndarray and a.ndim > 0:
             return (
                 f"an op reads an array computed in NumPy during the call ({describe_value(b)}): equal in "
                 "its first two calls, but it may follow state that changes later (running statistics, "
@@ -476,6 +477,18 @@ def same(a: Any, b: Any) -> bool:
         return repr(a) == repr(b)
     if isinstance(a, Tensor):
         return False  # a tensor made anew by each call, not by a step: replaying it would be stale
+    if isinstance(a, types.FunctionType):  # a VJP made per call (cat's, stack's): the same code and cells
+        try:
+            return (
+                a.__code__ is b.__code__
+                and same(a.__defaults__, b.__defaults__)
+                and same(
+                    tuple(c.cell_contents for c in a.__closure__ or ()),
+                    tuple(c.cell_contents for c in b.__closure__ or ()),
+                )
+            )
+        except ValueError:  # an empty cell
+            return False
     try:
         return bool(a == b)
     except (ValueError, TypeError):

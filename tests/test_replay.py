@@ -652,3 +652,30 @@ def test_an_evaluation_replayed_between_training_steps_follows_the_running_stati
                 assert train(X, Y).item() == train_replayed(X, Y).item()
             for _ in range(3):  # recorded twice, then replayed: with this epoch's running statistics
                 assert evaluate(Xv, Yv).item() == evaluate_replayed(Xv, Yv).item(), f"epoch {epoch}"
+
+
+def test_a_step_with_cat_and_stack_replays_bit_for_bit():
+    def build():
+        model, _ = linear_step()
+        optimizer = nn.Adam(model.parameters(), lr=0.01)
+
+        def step(X: np.ndarray) -> tape.Tensor:
+            h = model(tape.tensor(X))
+            both = tape.cat([h, h * 2], 1) + tape.stack([h, -h], 0).sum(0).repeat(1, 2)
+            loss = (both**2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    (eager_model, eager), (replayed_model, step) = build(), build()
+    replayed = tape.replay(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # cat's and stack's VJPs are made per call: alike, not the same
+        for s in range(6):
+            X = floats(5, 4, seed=s)
+            assert eager(X).item() == replayed(X).item()
+    assert replayed.reason(X) is None
+    assert np.array_equal(eager_model.weight.array, replayed_model.weight.array)
