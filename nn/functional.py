@@ -226,6 +226,11 @@ def _move_towards(running: np.ndarray, batch: np.ndarray, momentum: float) -> No
     running += momentum * batch
 
 
+@replayable  # the running variance moves with training: a replayed evaluation reads it anew
+def inverse_std(variance: np.ndarray, eps: float) -> np.ndarray:
+    return (variance + eps) ** -0.5
+
+
 def normalise_features(
     x: Tensor,
     running_mean: Any,
@@ -248,7 +253,7 @@ def normalise_features(
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var (or training=True)")
-        scale = gain * (_array(running_var) + eps) ** -0.5
+        scale = gain * inverse_std(_array(running_var), eps)
         return (x - _array(running_mean)) * scale + shift
     batch = 0 if x.ndim == 2 else tuple(range(x.ndim - 1))  # 0: the notebook's case, checked fastest
     statistics = batch_statistics(x.array, unbiased, batch)
