@@ -437,7 +437,7 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     out_array, saved = op.forward(*arrays, *params) if params else op.forward(*arrays)
     out = wrap(out_array)
     if RECORDING:  # tape.replay is recording a call: it keeps this op as a step
-        RECORDING[-1].forward(op, arrays, params, out_array, saved, out.array)
+        RECORDING[-1].forward(op, inputs, arrays, params, out_array, saved, out.array)
     if op.view:
         x = inputs[0]
         out.version = x.version  # a view: an in-place change to either is a change to both
