@@ -177,8 +177,12 @@ def retake_views(root: Tensor, old_array: np.ndarray, old_version: list, name: s
             retake(view, base, op, params, in_grad_mode, name)
 
 
-def retake(view: Tensor, base: Tensor, op: Op, params: tuple, in_grad_mode: bool, name: str) -> None:
+def retake(view: Tensor, base: Tensor, op: Op | None, params: tuple, in_grad_mode: bool, name: str) -> None:
     """``view`` is taken again, by ``op``, from ``base``'s new array."""
+    if op is None:  # detach(): the new values, and still no gradient
+        view.array, view.version = base.array, base.version
+        base.version.append(weakref.ref(view))
+        return
     old = view.grad_fn
     if old is not None and old.output() is view:
         take_over(view)  # the old entry keeps the old values

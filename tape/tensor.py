@@ -138,6 +138,8 @@ class Tensor:
         """The same values, sharing memory and version, cut from the tape."""
         out = wrap(self.array)
         out.version = self.version
+        if not (self._rg and self.grad_fn is None):  # else this tensor is never given a new array
+            link_view(self, out, None, ())  # a view with no op: see tape.inplace.retake
         return out
 
     def backward(

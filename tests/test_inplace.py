@@ -414,6 +414,19 @@ def test_a_view_sees_its_base_changed_by_index_assignment_like_torch(view):
     check_torch(fn, X, np.array([[0.5, -1.0]]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_detached_tensor_sees_its_source_changed_in_place_and_stays_a_constant_like_torch(dtype):
+    """detach() shares memory: tape used to leave the detached tensor with the old values."""
+
+    def fn(lib, x, y):
+        z = x * 1.5
+        d = z.detach()
+        z.mul_(y)
+        return z * d + d  # d enters as a constant: no gradient flows through it
+
+    check_torch(fn, X, Y, dtype=dtype)
+
+
 def test_a_view_of_a_temporary_view_sees_the_change_like_torch():
     def fn(lib, x, y):
         z = x * 1.5
