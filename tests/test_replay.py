@@ -337,14 +337,18 @@ def test_a_replayed_function_called_inside_another_ones_recording_is_part_of_its
             assert np.array_equal(W.grad.array, np.full((3, 2), 8.0 * k))
 
 
-def linear_step(seed: int = 0, lr: float = 0.1):
-    """A Linear layer's SGD step on (X, Y) float inputs: the model, and the step."""
+def squared_error(model: nn.Module, X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+    return ((model(tape.tensor(X)) - tape.tensor(Y)) ** 2).mean()
+
+
+def linear_step(seed: int = 0, lr: float = 0.1, loss_of=squared_error, optimizer=nn.SGD):
+    """A Linear layer trained on ``loss_of(model, *inputs)``: the model, and the step."""
     model = nn.Linear(4, 3)
     model.weight.data = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
-    optimizer = nn.SGD(model.parameters(), lr=lr)
+    optimizer = optimizer(model.parameters(), lr=lr)
 
-    def step(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
-        loss = ((model(tape.tensor(X)) - tape.tensor(Y)) ** 2).mean()
+    def step(*inputs: np.ndarray) -> tape.Tensor:
+        loss = loss_of(model, *inputs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -506,21 +510,11 @@ def test_a_computed_array_or_a_gradient_changed_with_numpy_inside_the_step_runs_
 
 
 def test_a_boolean_mask_index_runs_eagerly_even_when_the_first_two_masks_select_as_many():
-    def build():
-        model, _ = linear_step()
-        optimizer = nn.SGD(model.parameters(), lr=0.1)
+    def loss_of(model, X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
+        per_row = (model(tape.tensor(X)) ** 2).sum(1)
+        return per_row[tape.tensor(Y) != 0].mean()  # the rows that are not padding
 
-        def step(X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
-            per_row = (model(tape.tensor(X)) ** 2).sum(1)
-            loss = per_row[tape.tensor(Y) != 0].mean()  # the rows that are not padding
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
-
-    (eager_model, eager), (replayed_model, step) = build(), build()
+    (eager_model, eager), (replayed_model, step) = linear_step(loss_of=loss_of), linear_step(loss_of=loss_of)
     replayed = tape.replay(step)
     masks = [[1, 1, 0, 1], [0, 1, 1, 1], [1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 0, 0]]
     with pytest.warns(UserWarning, match="boolean mask"):
@@ -654,20 +648,13 @@ def test_an_evaluation_replayed_between_training_steps_follows_the_running_stati
 
 
 def test_a_step_with_cat_and_stack_replays_bit_for_bit():
+    def loss_of(model, X: np.ndarray) -> tape.Tensor:
+        h = model(tape.tensor(X))
+        both = tape.cat([h, h * 2], 1) + tape.stack([h, -h], 0).sum(0).repeat(1, 2)
+        return (both**2).mean()
+
     def build():
-        model, _ = linear_step()
-        optimizer = nn.Adam(model.parameters(), lr=0.01)
-
-        def step(X: np.ndarray) -> tape.Tensor:
-            h = model(tape.tensor(X))
-            both = tape.cat([h, h * 2], 1) + tape.stack([h, -h], 0).sum(0).repeat(1, 2)
-            loss = (both**2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
+        return linear_step(lr=0.01, loss_of=loss_of, optimizer=nn.Adam)
 
     (eager_model, eager), (replayed_model, step) = build(), build()
     replayed = tape.replay(step)
