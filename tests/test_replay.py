@@ -27,9 +27,15 @@ def batches(
     return [(rng.integers(0, VOCAB, (size, block)), rng.integers(0, VOCAB, size)) for _ in range(count)]
 
 
-def training_step(model: nn.Module, optimizer: nn.Optimizer):
-    def step(Xb: np.ndarray, Yb: np.ndarray) -> tape.Tensor:
-        loss = nn.cross_entropy(model(Xb), Yb)
+def cross_entropy(model: nn.Module, Xb: np.ndarray, Yb: np.ndarray) -> tape.Tensor:
+    return nn.cross_entropy(model(Xb), Yb)
+
+
+def training_step(model: nn.Module, optimizer: nn.Optimizer, loss_of=cross_entropy):
+    """One step of ``optimizer`` on ``loss_of(model, *inputs)``; it returns the loss."""
+
+    def step(*inputs: np.ndarray) -> tape.Tensor:
+        loss = loss_of(model, *inputs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -338,6 +344,10 @@ def test_a_replayed_function_called_inside_another_ones_recording_is_part_of_its
             assert np.array_equal(W.grad.array, np.full((3, 2), 8.0 * k))
 
 
+def mean_square(model: nn.Module, X: np.ndarray) -> tape.Tensor:
+    return (model(tape.tensor(X)) ** 2).mean()
+
+
 def squared_error(model: nn.Module, X: np.ndarray, Y: np.ndarray) -> tape.Tensor:
     return ((model(tape.tensor(X)) - tape.tensor(Y)) ** 2).mean()
 
@@ -346,16 +356,7 @@ def linear_step(seed: int = 0, lr: float = 0.1, loss_of=squared_error, optimizer
     """A Linear layer trained on ``loss_of(model, *inputs)``: the model, and the step."""
     model = nn.Linear(4, 3)
     model.weight.data = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
-    optimizer = optimizer(model.parameters(), lr=lr)
-
-    def step(*inputs: np.ndarray) -> tape.Tensor:
-        loss = loss_of(model, *inputs)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return model, step
+    return model, training_step(model, optimizer(model.parameters(), lr=lr), loss_of)
 
 
 def floats(*shape: int, seed: int) -> np.ndarray:
@@ -554,16 +555,7 @@ def test_a_parameter_given_a_new_array_frozen_or_unfrozen_between_calls_records_
     def build():
         model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
         model.load_state_dict(reference.state_dict())
-        optimizer = nn.Adam(model.parameters(), lr=0.01)
-
-        def step(X: np.ndarray) -> tape.Tensor:
-            loss = (model(tape.tensor(X)) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
+        return model, training_step(model, nn.Adam(model.parameters(), lr=0.01), mean_square)
 
     reference = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
     (eager_model, eager), (replayed_model, step) = build(), build()
@@ -591,17 +583,11 @@ def test_tape_manual_seed_inside_the_step_seeds_again_on_every_replay():
         tape.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3))
         model.load_state_dict(reference.state_dict())
-        optimizer = nn.SGD(model.parameters(), lr=0.1)
+        return model, training_step(model, nn.SGD(model.parameters(), lr=0.1), seeded_mean_square)
 
-        def step(X: np.ndarray, seed: int) -> tape.Tensor:
-            tape.manual_seed(seed)  # the same dropout masks on every call
-            loss = (model(tape.tensor(X)) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
+    def seeded_mean_square(model: nn.Module, X: np.ndarray, seed: int) -> tape.Tensor:
+        tape.manual_seed(seed)  # the same dropout masks on every call
+        return mean_square(model, X)
 
     reference = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3))
     (eager_model, eager), (replayed_model, step) = build(), build()
