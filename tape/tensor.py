@@ -456,7 +456,7 @@ def run(op: Op, inputs: tuple, arrays: Any, params: tuple) -> Tensor:
     return out
 
 
-def link_view(x: Tensor, out: Tensor, op: Op, params: tuple) -> None:
+def link_view(x: Tensor, out: Tensor, op: Op | None, params: tuple) -> None:
     """Note that ``out`` views ``x``, for ``tape.inplace``: an in-place op with a gradient
     involved gives a tensor a new array, then re-takes its live views from it, as torch
     regenerates a view's grad_fn from its base. The version list, which all views of one array
