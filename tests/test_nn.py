@@ -12,6 +12,8 @@ import tape
 from experiments.makemore.model import build_mlp
 
 torch = pytest.importorskip("torch")
+from experiments import lecture_layers as Lecture  # noqa: E402  (needs torch)
+
 F = torch.nn.functional
 
 DTYPES = [np.float32, np.float64]
@@ -514,108 +516,6 @@ def test_batchnorm1d_of_3d_input_normalises_over_the_first_two_dims_as_part_5(dt
 # ---------------------------------------------------------------- makemore part 5 against the lecture
 
 
-class Lecture:
-    """The lecture's own layers (makemore_part5_cnn1.ipynb), verbatim but for the indentation."""
-
-    class Linear:
-        def __init__(self, fan_in, fan_out, bias=True):
-            self.weight = torch.randn((fan_in, fan_out)) / fan_in**0.5  # note: kaiming init
-            self.bias = torch.zeros(fan_out) if bias else None
-
-        def __call__(self, x):
-            self.out = x @ self.weight
-            if self.bias is not None:
-                self.out += self.bias
-            return self.out
-
-        def parameters(self):
-            return [self.weight] + ([] if self.bias is None else [self.bias])
-
-    class BatchNorm1d:
-        def __init__(self, dim, eps=1e-5, momentum=0.1):
-            self.eps = eps
-            self.momentum = momentum
-            self.training = True
-            # parameters (trained with backprop)
-            self.gamma = torch.ones(dim)
-            self.beta = torch.zeros(dim)
-            # buffers (trained with a running 'momentum update')
-            self.running_mean = torch.zeros(dim)
-            self.running_var = torch.ones(dim)
-
-        def __call__(self, x):
-            # calculate the forward pass
-            if self.training:
-                if x.ndim == 2:
-                    dim = 0
-                elif x.ndim == 3:
-                    dim = (0, 1)
-                xmean = x.mean(dim, keepdim=True)  # batch mean
-                xvar = x.var(dim, keepdim=True)  # batch variance
-            else:
-                xmean = self.running_mean
-                xvar = self.running_var
-            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
-            self.out = self.gamma * xhat + self.beta
-            # update the buffers
-            if self.training:
-                with torch.no_grad():
-                    self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * xmean
-                    self.running_var = (1 - self.momentum) * self.running_var + self.momentum * xvar
-            return self.out
-
-        def parameters(self):
-            return [self.gamma, self.beta]
-
-    class Tanh:
-        def __call__(self, x):
-            self.out = torch.tanh(x)
-            return self.out
-
-        def parameters(self):
-            return []
-
-    class Embedding:
-        def __init__(self, num_embeddings, embedding_dim):
-            self.weight = torch.randn((num_embeddings, embedding_dim))
-
-        def __call__(self, IX):
-            self.out = self.weight[IX]
-            return self.out
-
-        def parameters(self):
-            return [self.weight]
-
-    class FlattenConsecutive:
-        def __init__(self, n):
-            self.n = n
-
-        def __call__(self, x):
-            B, T, C = x.shape
-            x = x.view(B, T // self.n, C * self.n)
-            if x.shape[1] == 1:
-                x = x.squeeze(1)
-            self.out = x
-            return self.out
-
-        def parameters(self):
-            return []
-
-    class Sequential:
-        def __init__(self, layers):
-            self.layers = layers
-
-        def __call__(self, x):
-            for layer in self.layers:
-                x = layer(x)
-            self.out = x
-            return self.out
-
-        def parameters(self):
-            # get parameters of all layers and stretch them out into one list
-            return [p for layer in self.layers for p in layer.parameters()]
-
-
 def hierarchical(lib, vocab_size=27, n_embd=24, n_hidden=128, dtype=np.float32):
     """The lecture's hierarchical network, from ``nn`` (lib=None) or from the lecture's classes."""
     if lib is None:
@@ -630,14 +530,7 @@ def hierarchical(lib, vocab_size=27, n_embd=24, n_hidden=128, dtype=np.float32):
             nn.BatchNorm1d(n_hidden, dtype=dtype), nn.Tanh(),
             nn.Linear(n_hidden, vocab_size, generator=g, dtype=dtype),
         )  # fmt: skip
-    L = Lecture
-    return L.Sequential([
-      L.Embedding(vocab_size, n_embd),
-      L.FlattenConsecutive(2), L.Linear(n_embd * 2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
-      L.FlattenConsecutive(2), L.Linear(n_hidden*2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
-      L.FlattenConsecutive(2), L.Linear(n_hidden*2, n_hidden, bias=False), L.BatchNorm1d(n_hidden), L.Tanh(),
-      L.Linear(n_hidden, vocab_size),
-    ])  # fmt: skip
+    return Lecture.hierarchical(vocab_size, n_embd, n_hidden)
 
 
 def lecture_twin(model):
