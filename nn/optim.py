@@ -58,7 +58,6 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
         self.param_groups.append({**self.defaults, **group, "params": params})
 
-    @replayable  # inside a replayed step, zeroed on every replay
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             zero_gradients(group["params"], set_to_none)

@@ -220,7 +220,7 @@ _recording_order = operator.attrgetter("index")
 def backward(root: Any, gradient: np.ndarray, retain_graph: bool) -> None:
     """Reverse sweep from ``root`` with upstream gradient ``gradient`` (root's shape)."""
     if RECORDING:  # tape.replay is recording a call: it keeps this sweep as steps
-        RECORDING[-1].backward(root, gradient, retain_graph)
+        RECORDING[-1].backward(root, gradient)
     handed_out = {id(gradient)}  # arrays now owned by a tensor's .grad: never alias them twice
     grads = {root.grad_fn: gradient}
     anomaly = Mode.anomaly

@@ -194,7 +194,7 @@ class Recorder:
         if self.watching():
             self.refuse(f"it uses {what}")
 
-    def backward(self, root: Tensor, gradient: np.ndarray, retain_graph: bool) -> None:
+    def backward(self, root: Tensor, gradient: np.ndarray) -> None:
         """The reverse sweep, as ``wengert.backward`` runs it next: one step per VJP."""
         if not self.watching():
             return
